@@ -1,0 +1,71 @@
+"""ULP error of an answer against an exact real, and ordinals of floats.
+
+DESIGN.md: ulp(r) = 2**(max(floor(log2 |r|), emin) - p + 1), ulp(0) = the smallest
+subnormal; the error of y is |y - r| / ulp(r), computed exactly from the exact r
+(not from its rounding), so a correctly rounded answer scores at most 0.5.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import numpy as np
+from mpmath.libmp import fzero, mpf_abs, mpf_sub, to_float
+
+from oracles.formats import FORMATS, Format, exact_raw
+
+
+def ulp_exponent(r: mpmath.mpf, fmt: Format) -> int:
+    """k such that ulp(r) = 2**k, for finite r."""
+    raw = r._mpf_
+    if raw == fzero:
+        return fmt.emin - fmt.precision + 1
+    return max(raw[2] + raw[3] - 1, fmt.emin) - fmt.precision + 1
+
+
+def ulp_error(y: float, r: mpmath.mpf, fmt: Format) -> float:
+    """|y - r| / ulp(r), exact up to the final rounding to a Python float.
+
+    Infinities and NaN score inf unless y and r are the same infinity (0) or
+    both NaN (0): a NaN or a wrong infinity is total error, as in Herbie.
+
+    >>> ulp_error(1.0, mpmath.mpf(1) + mpmath.mpf(2) ** -24, FORMATS["float32"])
+    0.5
+    """
+    y = float(y)
+    if not mpmath.isfinite(r) or not math.isfinite(y):
+        if math.isnan(y) and mpmath.isnan(r):
+            return 0.0
+        if not mpmath.isnan(r) and mpmath.isinf(r) and y == float(r):
+            return 0.0
+        return math.inf
+    diff = mpf_abs(mpf_sub(exact_raw(y), r._mpf_))  # exact
+    if diff == fzero:
+        return 0.0
+    k = ulp_exponent(r, fmt)
+    return to_float((diff[0], diff[1], diff[2] - k, diff[3]))
+
+
+def abs_error(y: float, r: mpmath.mpf) -> float:
+    """|y - r| as a float (inf where either is infinite and they differ, NaN-safe)."""
+    y = float(y)
+    if math.isnan(y) or mpmath.isnan(r):
+        return 0.0 if math.isnan(y) and mpmath.isnan(r) else math.inf
+    if mpmath.isinf(r) or math.isinf(y):
+        return 0.0 if y == float(r) else math.inf
+    return to_float(mpf_abs(mpf_sub(exact_raw(y), r._mpf_)))
+
+
+def ordinals(values, fmt: Format) -> np.ndarray:
+    """Map floats of ``fmt`` to int64 so that order and adjacency are kept.
+
+    +0 and -0 both map to 0; the next float up is +1. As numpy's ``_integer_repr``,
+    for all four formats (bfloat16 through a uint16 view).
+    """
+    arr = np.asarray(values, dtype=fmt.numpy_dtype)
+    unsigned = {2: np.uint16, 4: np.uint32, 8: np.uint64}[arr.dtype.itemsize]
+    bits = arr.view(unsigned).astype(np.uint64)
+    sign_bit = np.uint64(1) << np.uint64(fmt.bits - 1)
+    magnitude = (bits & (sign_bit - np.uint64(1))).astype(np.int64)
+    return np.where(bits & sign_bit, -magnitude, magnitude)

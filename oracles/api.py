@@ -1,0 +1,250 @@
+"""The oracle's public entry points: cast and check inputs, evaluate every element, round.
+
+    reference(loss, dtype, **inputs) -> numpy array in dtype, correctly rounded
+    exact(loss, dtype, **inputs)     -> object array of mpmath numbers
+    evaluate(loss, dtype, **inputs)  -> both, from one evaluation
+
+Inputs are first cast to ``dtype`` (the floats an implementation would receive);
+class indices stay integers and ``axis`` selects the class axis (default -1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import mpmath
+import numpy as np
+from mpmath.libmp import from_float, round_nearest
+
+from oracles import interval
+from oracles.formats import Format, get_format
+from oracles.registry import Loss, get_loss
+
+
+class DomainError(ValueError):
+    """An input outside the loss's domain (label 1.3, probability -0.1, class 7 of 5)."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    loss: Loss
+    fmt: Format
+    inputs: dict  # the cast inputs, as the implementation receives them
+    exact: np.ndarray  # object array of mpmath.mpf
+    reference: np.ndarray  # correctly rounded, in fmt.numpy_dtype
+
+
+def cast_inputs(loss: str | Loss, dtype: str, **inputs) -> dict:
+    """The inputs as the oracle (and an implementation) sees them: cast and checked.
+
+    Floats become arrays of ``dtype``; sparse labels int64 arrays; label_smoothing a
+    Python float holding the value cast to ``dtype``; axis an int.
+    """
+    spec = loss if isinstance(loss, Loss) else get_loss(loss)
+    fmt = get_format(dtype)
+    unknown = sorted(set(inputs) - set(spec.inputs))
+    missing = [n for n in spec.inputs if n not in inputs and n not in ("axis", "label_smoothing")]
+    if unknown or missing:
+        parts = ([f"unexpected {', '.join(unknown)}"] if unknown else []) + (
+            [f"missing {', '.join(missing)}"] if missing else []
+        )
+        raise TypeError(f"{spec.id} takes {', '.join(spec.inputs)}: {'; '.join(parts)}")
+    out: dict = {spec.primary: _cast(inputs[spec.primary], fmt, spec.primary)}
+    if spec.shape != "elementwise":
+        axis = inputs.get("axis", -1)
+        if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+            raise TypeError(f"axis must be an int, got {axis!r}")
+        out["axis"] = int(axis)
+        if out[spec.primary].ndim == 0:
+            raise DomainError(f"{spec.id} needs at least one axis of classes; got a scalar")
+    if spec.labels == "dense":
+        out["labels"] = _cast(inputs["labels"], fmt, "labels")
+    elif spec.labels == "sparse":
+        out["labels"] = _class_indices(inputs["labels"])
+    if "pos_weight" in spec.params:
+        out["pos_weight"] = _cast(inputs["pos_weight"], fmt, "pos_weight")
+    if "label_smoothing" in spec.params:
+        ls = float(fmt.cast(inputs.get("label_smoothing", 0.0)))
+        if not 0.0 <= ls <= 1.0:
+            raise DomainError(f"label_smoothing must lie in [0, 1]; got {ls!r}")
+        out["label_smoothing"] = ls
+    return out
+
+
+def _cast(values, fmt: Format, name: str) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype == fmt.numpy_dtype:
+        return arr
+    if arr.dtype.kind not in "biuf" and arr.dtype.name != "bfloat16":
+        raise TypeError(f"{name} must be numbers; got an array of {arr.dtype}")
+    return arr.astype(np.float64).astype(fmt.numpy_dtype)  # one rounding, from exact
+
+
+def _class_indices(values) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype.kind == "f" or arr.dtype.name == "bfloat16":
+        f = arr.astype(np.float64)
+        if not np.all(np.isfinite(f) & (f == np.round(f))):
+            raise DomainError("class indices must be integers")
+        return f.astype(np.int64)
+    if arr.dtype.kind not in "iub":
+        raise TypeError(f"class indices must be integers; got an array of {arr.dtype}")
+    return arr.astype(np.int64)
+
+
+def _raw(v) -> tuple:
+    return from_float(float(v), 53, round_nearest)
+
+
+def _fraction_labels(z: np.ndarray, what: str = "labels") -> list:
+    """Exact label values as Fractions, NaN kept as None; DomainError outside [0, 1]."""
+    out = []
+    for v in z.astype(np.float64).ravel().tolist():
+        if math.isnan(v):
+            out.append(None)
+        elif not 0.0 <= v <= 1.0:
+            raise DomainError(f"{what} must lie in [0, 1]; got {v!r}")
+        else:
+            out.append(Fraction(v))
+    return out
+
+
+def _check_probs(p: np.ndarray) -> None:
+    f = p.astype(np.float64)
+    bad = ~np.isnan(f) & ((f < 0) | (f > 1))
+    if bad.any():
+        raise DomainError(f"probs must lie in [0, 1]; got {f[bad].flat[0]!r}")
+
+
+def _smooth(z: Fraction, eps: Fraction, k: int) -> Fraction:
+    return z * (1 - eps) + eps / k if eps else z
+
+
+def evaluate(loss: str | Loss, dtype: str, **inputs) -> Evaluation:
+    """Exact and correctly rounded values of ``loss`` at ``inputs`` cast to ``dtype``."""
+    spec = loss if isinstance(loss, Loss) else get_loss(loss)
+    fmt = get_format(dtype)
+    cast = cast_inputs(spec, dtype, **inputs)
+    if spec.primary == "probs":
+        _check_probs(cast["probs"])
+    if spec.shape == "elementwise":
+        results, shape = _elementwise(spec, cast)
+    else:
+        results, shape = _rows(spec, cast)
+    exact = np.empty(len(results), dtype=object)
+    rounded = np.empty(len(results), dtype=np.float64)
+    for i, r in enumerate(results):
+        if callable(r):
+            raw, rounded[i] = interval.decide(r, fmt)
+            exact[i] = mpmath.mp.make_mpf(raw)
+        else:
+            exact[i] = mpmath.mpf(r)
+            rounded[i] = r
+    exact = exact.reshape(shape)
+    rounded = rounded.reshape(shape)
+    if spec.shape == "rowwise":
+        exact = np.moveaxis(exact, -1, cast["axis"])
+        rounded = np.moveaxis(rounded, -1, cast["axis"])
+    return Evaluation(spec, fmt, cast, exact, rounded.astype(fmt.numpy_dtype))
+
+
+def reference(loss: str, dtype: str, **inputs) -> np.ndarray:
+    """The loss at ``inputs`` (cast to ``dtype``), correctly rounded to ``dtype``.
+
+    >>> reference("sigmoid_cross_entropy_with_logits", "float32", logits=1.0, labels=0.0)
+    array(1.3132616, dtype=float32)
+    """
+    return evaluate(loss, dtype, **inputs).reference
+
+
+def exact(loss: str, dtype: str, **inputs) -> np.ndarray:
+    """The exact values (mpmath numbers) that ULP errors are measured against."""
+    return evaluate(loss, dtype, **inputs).exact
+
+
+def _elementwise(spec: Loss, cast: dict):
+    names = [spec.primary] + (["labels"] if spec.labels else []) + [
+        n for n in ("pos_weight",) if n in spec.params
+    ]
+    try:
+        arrays = np.broadcast_arrays(*(cast[n] for n in names))
+    except ValueError:
+        shapes = ", ".join(f"{n} {cast[n].shape}" for n in names)
+        raise ValueError(f"{spec.id}: shapes do not broadcast: {shapes}") from None
+    shape = arrays[0].shape
+    xs = [_raw(v) for v in arrays[0].astype(np.float64).ravel().tolist()]
+    if not spec.labels:
+        return [spec.fn(x) for x in xs], shape
+    eps = Fraction(cast.get("label_smoothing", 0.0))
+    zs = _fraction_labels(arrays[1])
+    weights = None
+    if "pos_weight" in spec.params:
+        weights = []
+        for v in arrays[2].astype(np.float64).ravel().tolist():
+            if math.isnan(v):
+                weights.append(None)
+            elif not (0.0 <= v < math.inf):
+                raise DomainError(f"pos_weight must be finite and >= 0; got {v!r}")
+            else:
+                weights.append(Fraction(v))
+    out = []
+    for i, (x, z) in enumerate(zip(xs, zs)):
+        if z is None or (weights is not None and weights[i] is None):
+            out.append(math.nan)
+            continue
+        z = _smooth(z, eps, 2)
+        out.append(spec.fn(x, z) if weights is None else spec.fn(x, z, weights[i]))
+    return out, shape
+
+
+def _rows(spec: Loss, cast: dict):
+    axis = cast["axis"]
+    primary = cast[spec.primary]
+    if not -primary.ndim <= axis < primary.ndim:
+        raise ValueError(f"axis {axis} is out of range for an array of shape {primary.shape}")
+    moved = np.moveaxis(primary, axis, -1)
+    k = moved.shape[-1]
+    batch = moved.shape[:-1]
+    rows = moved.astype(np.float64).reshape(-1, k) if k else np.zeros((int(np.prod(batch)), 0))
+    raw_rows = [[_raw(v) for v in row] for row in rows.tolist()]
+    if spec.labels is None:
+        if spec.shape == "rowwise":
+            return [r for row in raw_rows for r in spec.fn(row)], moved.shape
+        return [spec.fn(row) for row in raw_rows], batch
+    eps = Fraction(cast.get("label_smoothing", 0.0))
+    label_rows = _label_rows(spec, cast["labels"], axis, moved.shape, eps)
+    out = []
+    for row, zs in zip(raw_rows, label_rows):
+        out.append(math.nan if zs is None else spec.fn(row, zs))
+    return out, batch
+
+
+def _label_rows(spec: Loss, labels: np.ndarray, axis: int, shape: tuple, eps: Fraction):
+    """Per row, the exact (smoothed) label coefficients, or None where a label is NaN."""
+    k = shape[-1]
+    if spec.labels == "sparse":
+        if labels.shape != shape[:-1]:
+            raise ValueError(
+                f"{spec.id}: class indices of shape {labels.shape} do not match "
+                f"logits of shape {shape} without the class axis"
+            )
+        rows = []
+        for idx in labels.ravel().tolist():
+            if not 0 <= idx < k:
+                raise DomainError(f"class index {idx} is out of range for {k} classes")
+            rows.append([_smooth(Fraction(int(i == idx)), eps, k) for i in range(k)])
+        return rows
+    dense = np.moveaxis(labels, axis, -1) if labels.ndim == len(shape) else labels
+    try:
+        dense = np.broadcast_to(dense, shape)
+    except ValueError:
+        raise ValueError(
+            f"{spec.id}: labels of shape {labels.shape} do not match logits of shape {shape}"
+        ) from None
+    rows = []
+    for row in dense.reshape(-1, k) if k else np.zeros((int(np.prod(shape[:-1])), 0)):
+        zs = _fraction_labels(row)
+        rows.append(None if any(z is None for z in zs) else [_smooth(z, eps, k) for z in zs])
+    return rows
