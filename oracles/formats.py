@@ -89,10 +89,12 @@ def get_format(dtype) -> Format:
         ) from None
 
 
-def round_mpf(value, fmt: Format) -> float:
+def round_mpf(value, fmt: Format, bias: int = 0) -> float:
     """Round an mpmath real (an mpf or its raw ``_mpf_`` tuple) to ``fmt``, exactly.
 
-    Round-to-nearest-even; the result comes back as a Python float.
+    Round-to-nearest-even; the result comes back as a Python float. ``bias`` +1
+    (or -1) rounds a value infinitesimally above (below) ``value`` instead: it only
+    changes the result at an exact tie, where it picks the side of the bias.
 
     The result is exactly representable in ``fmt`` (and so in float64): subnormals
     and signed zeros included, and values at or past the overflow boundary become
@@ -124,7 +126,7 @@ def round_mpf(value, fmt: Format) -> float:
         n = man >> shift
         rem = man & ((1 << shift) - 1)
         half = 1 << (shift - 1)
-        if rem > half or (rem == half and n & 1):
+        if rem > half or (rem == half and (n & 1 if not bias else (bias > 0) != bool(sign))):
             n += 1
     if n.bit_length() + quantum > fmt.emax + 1:  # n * 2**quantum >= 2**(emax+1)
         result = math.inf

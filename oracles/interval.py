@@ -7,6 +7,15 @@ functions are evaluated 24 bits beyond the working precision and then widened
 by 2**-(w + 14) relative: 1024 ulps of the evaluation precision, far more than
 mpmath's elementary functions ever err (they are accurate to within an ulp).
 
+Every enclosure is either a point (the exact value, when every step was
+exact) or strict: lo < exact < hi. Transcendental values of nonzero arguments
+are irrational, so they never sit on a dyadic end; directed rounding and the
+widening keep the inequalities strict through sums, products and quotients.
+``decide`` uses this: the rounding of a value strictly inside (lo, hi) is that
+of lo nudged up and of hi nudged down, which settles values such as
+37/128 * x + exp(-x) at x = 1e16, a dyadic tie plus a term too small for any
+finite precision to resolve.
+
 ``decide`` runs an interval expression at rising precision until both ends of
 the interval round to the same value of the target format, then evaluates it
 again at twice that precision and insists on the same answer (DESIGN.md:
@@ -156,6 +165,15 @@ def midpoint(a: Interval, w: int) -> Raw:
     return mpf_shift(mpf_add(a[0], a[1], w + 2, NEAREST), -1)
 
 
+def _round_enclosure(a: Interval, fmt: Format) -> tuple[float, float]:
+    """The roundings of the least and greatest values the enclosure allows."""
+    lo, hi = a
+    if lo == hi:
+        r = round_mpf(lo, fmt)
+        return r, r
+    return round_mpf(lo, fmt, bias=+1), round_mpf(hi, fmt, bias=-1)
+
+
 def decide(expr: Expression, fmt: Format) -> tuple[Raw, float]:
     """Evaluate ``expr`` until its rounding to ``fmt`` is decided; confirm it.
 
@@ -165,20 +183,18 @@ def decide(expr: Expression, fmt: Format) -> tuple[Raw, float]:
     """
     w = fmt.precision + START_GUARD
     while w <= MAX_PRECISION:
-        lo, hi = expr(w)
-        if lo == fnan or hi == fnan:
+        enclosure = expr(w)
+        if fnan in enclosure:
             raise OracleInconsistent("NaN inside an interval expression")
-        r = round_mpf(lo, fmt)
-        if _same(r, round_mpf(hi, fmt)):
+        r, r_hi = _round_enclosure(enclosure, fmt)
+        if _same(r, r_hi):
             w2 = 2 * w
-            lo2, hi2 = expr(w2)
-            r2lo = round_mpf(lo2, fmt)
-            r2hi = round_mpf(hi2, fmt)
-            if not (_same(r2lo, r) and _same(r2hi, r)):
+            confirm = expr(w2)
+            if not all(_same(c, r) for c in _round_enclosure(confirm, fmt)):
                 raise OracleInconsistent(
                     f"rounding {r!r} at {w} bits not confirmed at {w2} bits"
                 )
-            return midpoint((lo2, hi2), w2), r
+            return midpoint(confirm, w2), r
         w *= 2
     raise OracleUndecided(
         f"rounding to {fmt.name} not decided within {MAX_PRECISION} bits"
