@@ -115,7 +115,7 @@ def _check_probs(p: np.ndarray) -> None:
     f = p.astype(np.float64)
     bad = ~np.isnan(f) & ((f < 0) | (f > 1))
     if bad.any():
-        raise DomainError(f"probs must lie in [0, 1]; got {f[bad].flat[0]!r}")
+        raise DomainError(f"probs must lie in [0, 1]; got {float(f[bad].flat[0])!r}")
 
 
 def _smooth(z: Fraction, eps: Fraction, k: int) -> Fraction:

@@ -1,0 +1,1 @@
+"""Rendering of results files: HTML report, Markdown summary, JUnit XML (issues 4 and 5)."""
