@@ -33,15 +33,17 @@ from oracles.registry import definition
 ONE = Fraction(1)
 
 
-def softplus_interval(t, w: int) -> I.Interval:
-    """log(1 + exp(t)) for finite raw t, without cancellation."""
-    if t[0] == 0 and t != fzero:  # t > 0
-        return I.add(I.point(t), I.log1p(I.exp(I.point(mpf_neg(t)), w), w), w)
-    return I.log1p(I.exp(I.point(t), w), w)
+def log1p_exp_neg_abs(t, w: int) -> I.Interval:
+    """log1p(exp(-|t|)) for finite raw t: the transcendental part of softplus."""
+    return I.log1p(I.exp(I.point(mpf_neg(t) if t[0] == 0 else t), w), w)
 
 
 def softplus_sum(terms):
-    """sum of c * softplus(t) over (c >= 0 Fraction, raw t) pairs."""
+    """sum of c * softplus(t) over (c >= 0 Fraction, raw t) pairs.
+
+    softplus(t) = max(t, 0) + log1p(exp(-|t|)): the rational part, the sum of
+    c * max(t, 0), is added up exactly before it is enclosed (see interval.py).
+    """
     live = []
     for c, t in terms:
         if t == fnan:
@@ -53,11 +55,12 @@ def softplus_sum(terms):
         live.append((c, t))
     if not live:
         return 0.0
+    rational = sum((c * I.raw_fraction(t) for c, t in live if t[0] == 0), Fraction(0))
 
     def expr(w: int) -> I.Interval:
-        acc = I.point(fzero)
+        acc = I.from_fraction(rational, w)
         for c, t in live:
-            term = softplus_interval(t, w)
+            term = log1p_exp_neg_abs(t, w)
             if c != 1:
                 term = I.mul_nonneg(I.from_fraction(c, w), term, w)
             acc = I.add(acc, term, w)

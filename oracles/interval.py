@@ -14,7 +14,11 @@ widening keep the inequalities strict through sums, products and quotients.
 ``decide`` uses this: the rounding of a value strictly inside (lo, hi) is that
 of lo nudged up and of hi nudged down, which settles values such as
 37/128 * x + exp(-x) at x = 1e16, a dyadic tie plus a term too small for any
-finite precision to resolve.
+finite precision to resolve. For that to work the rational part of a loss must
+be enclosed exactly: the callers sum it as a Fraction first (with label
+smoothing, 5/6 * 3391488 is a bfloat16 tie that two inexact products of 2/3 and
+1/6 would straddle forever) and ``from_fraction`` gives a point when it is
+representable at the working precision.
 
 ``decide`` runs an interval expression at rising precision until both ends of
 the interval round to the same value of the target format, then evaluates it
@@ -80,6 +84,13 @@ def from_fraction(q: Fraction, w: int) -> Interval:
         libmp.from_rational(q.numerator, q.denominator, w, FLOOR),
         libmp.from_rational(q.numerator, q.denominator, w, CEIL),
     )
+
+
+def raw_fraction(x: Raw) -> Fraction:
+    """The exact value of a finite raw mpf as a Fraction."""
+    sign, man, exp, _ = x
+    q = Fraction(int(man) << exp) if exp >= 0 else Fraction(int(man), 1 << -exp)
+    return -q if sign else q
 
 
 def add(a: Interval, b: Interval, w: int) -> Interval:

@@ -99,15 +99,13 @@ def softmax_cross_entropy_with_logits(xs, zs: list[Fraction]):
         return math.nan
     if any(xs[k] == fninf for k in labelled):
         return math.inf
-    gaps = [(zs[k], row.gap(k)) for k in labelled]
+    # sum z_k (x* - x_k) is rational: add it up exactly before enclosing it
+    rational = sum((zs[k] * I.raw_fraction(row.gap(k)) for k in labelled), Fraction(0))
     mass = sum(zs[k] for k in labelled)
 
     def expr(w: int) -> I.Interval:
-        acc = I.mul_nonneg(I.from_fraction(mass, w), row.log1p_t(w), w)
-        for z, g in gaps:
-            if g != fzero:
-                acc = I.add(acc, I.mul_nonneg(I.from_fraction(z, w), I.point(g), w), w)
-        return acc
+        spread = I.mul_nonneg(I.from_fraction(mass, w), row.log1p_t(w), w)
+        return I.add(I.from_fraction(rational, w), spread, w)
 
     return expr
 

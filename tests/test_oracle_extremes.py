@@ -249,3 +249,23 @@ def test_renormalised_variant_differs_from_the_canonical_loss_when_probs_do_not_
 def test_empty_batches_give_empty_results():
     got = oracles.reference("sigmoid_cross_entropy_with_logits", "float32", logits=np.zeros((0,)), labels=np.zeros((0,)))
     assert got.shape == (0,) and got.dtype == np.float32
+
+
+def test_a_dyadic_tie_plus_an_unresolvably_small_term_rounds_up():
+    # 37/128 * x is exactly a bfloat16 tie; the rest, ~e**-1e16, decides it upwards
+    got = oracles.reference(
+        "sigmoid_cross_entropy_with_logits", "bfloat16", logits=1.0133099161583616e16, labels=0.7109375
+    )
+    assert float(got) == 2937895069417472.0
+
+
+def test_a_tie_built_from_non_dyadic_smoothed_labels_is_still_decided():
+    # z' = (2/3, 1/6, 1/6): the rational part 5/6 * 3391488 = 2826240 = 172.5 bfloat16 ulps
+    got = oracles.reference(
+        "sparse_softmax_cross_entropy_with_logits",
+        "bfloat16",
+        logits=[[-3391488.0, 0.0, -3391488.0]],
+        labels=[0],
+        label_smoothing=0.5,
+    )
+    assert float(got[0]) == 173 * 16384.0
