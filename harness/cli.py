@@ -58,7 +58,10 @@ def cmd_oracle(args) -> int:
             exact = ev.exact[index]
             ref = float(ev.reference[index])
             where = f"[{', '.join(map(str, index))}] " if index else ""
-            print(f"{where}exact {mpmath.nstr(exact, args.digits)}  {args.dtype} {ref!r} ({ref.hex()})")
+            print(
+                f"{where}exact {mpmath.nstr(exact, args.digits)}  "
+                f"{args.dtype} {ref!r} ({ref.hex()})"
+            )
     return EXIT_OK
 
 
@@ -74,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("losses", help="list the losses the oracle defines")
     s.set_defaults(func=cmd_losses)
 
-    s = sub.add_parser("oracle", help="exact and correctly rounded value of one loss at given inputs")
+    s = sub.add_parser(
+        "oracle", help="exact and correctly rounded value of one loss at given inputs"
+    )
     s.add_argument("loss")
     s.add_argument("inputs", nargs="*", metavar="NAME=VALUE", help="e.g. logits=-50 labels=0")
     s.add_argument("--dtype", default="float32")

@@ -13,7 +13,7 @@ import mpmath
 import numpy as np
 from mpmath.libmp import fzero, mpf_abs, mpf_sub, to_float
 
-from oracles.formats import FORMATS, Format, exact_raw
+from oracles.formats import Format, exact_raw
 
 
 def ulp_exponent(r: mpmath.mpf, fmt: Format) -> int:

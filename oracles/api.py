@@ -165,9 +165,11 @@ def exact(loss: str, dtype: str, **inputs) -> np.ndarray:
 
 
 def _elementwise(spec: Loss, cast: dict):
-    names = [spec.primary] + (["labels"] if spec.labels else []) + [
-        n for n in ("pos_weight",) if n in spec.params
-    ]
+    names = (
+        [spec.primary]
+        + (["labels"] if spec.labels else [])
+        + [n for n in ("pos_weight",) if n in spec.params]
+    )
     try:
         arrays = np.broadcast_arrays(*(cast[n] for n in names))
     except ValueError:

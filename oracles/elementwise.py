@@ -135,7 +135,9 @@ def weighted_sigmoid_cross_entropy_with_logits(x, z: Fraction, pos_weight: Fract
     return softplus_sum([(pos_weight * z, mpf_neg(x)), (ONE - z, x)])
 
 
-@definition("softplus", shape="elementwise", primary="logits", is_loss=False, formula="log1p(exp(x))")
+@definition(
+    "softplus", shape="elementwise", primary="logits", is_loss=False, formula="log1p(exp(x))"
+)
 def softplus(x):
     return softplus_sum([(ONE, x)])
 

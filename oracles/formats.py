@@ -84,9 +84,7 @@ def get_format(dtype) -> Format:
     try:
         return FORMATS[name]
     except KeyError:
-        raise ValueError(
-            f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}"
-        ) from None
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}") from None
 
 
 def round_mpf(value, fmt: Format, bias: int = 0) -> float:

@@ -202,11 +202,7 @@ def decide(expr: Expression, fmt: Format) -> tuple[Raw, float]:
             w2 = 2 * w
             confirm = expr(w2)
             if not all(_same(c, r) for c in _round_enclosure(confirm, fmt)):
-                raise OracleInconsistent(
-                    f"rounding {r!r} at {w} bits not confirmed at {w2} bits"
-                )
+                raise OracleInconsistent(f"rounding {r!r} at {w} bits not confirmed at {w2} bits")
             return midpoint(confirm, w2), r
         w *= 2
-    raise OracleUndecided(
-        f"rounding to {fmt.name} not decided within {MAX_PRECISION} bits"
-    )
+    raise OracleUndecided(f"rounding to {fmt.name} not decided within {MAX_PRECISION} bits")

@@ -64,7 +64,9 @@ def definition(
     def register(fn: Callable) -> Callable:
         if id in LOSSES:
             raise ValueError(f"loss {id!r} defined twice")
-        LOSSES[id] = Loss(id, fn, shape, primary, labels, tuple(params), is_loss, formula, variant_of)
+        LOSSES[id] = Loss(
+            id, fn, shape, primary, labels, tuple(params), is_loss, formula, variant_of
+        )
         return fn
 
     return register

@@ -165,14 +165,12 @@ def softmax(xs) -> list:
         return I.add(one, row.t(w), w)
 
     out = []
-    for k, x in enumerate(xs):
+    for x in xs:
         if x == fninf:
             out.append(0.0)
             continue
         g = mpf_sub(x, xs[row.top])  # <= 0
-        out.append(
-            lambda w, g=g: I.div_nonneg(I.exp(I.point(g), w), denominator(w), w)
-        )
+        out.append(lambda w, g=g: I.div_nonneg(I.exp(I.point(g), w), denominator(w), w))
     return out
 
 

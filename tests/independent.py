@@ -37,7 +37,7 @@ def _step(x, t, up: bool):
     sign, mag = bits >> (nbits - 1), bits & ((1 << (nbits - 1)) - 1)
     ordinal = -mag if sign else mag
     ordinal += 1 if up else -1
-    new = (ordinal if ordinal >= 0 else (1 << (nbits - 1)) | -ordinal)
+    new = ordinal if ordinal >= 0 else (1 << (nbits - 1)) | -ordinal
     return np.array(new, dtype=u).view(t)[()]
 
 
@@ -57,7 +57,10 @@ def round_brute(v: mpmath.mpf, dtype: str, tie: int = 0) -> float:
     c = t(f) if abs(f) < float(big) else (big if f > 0 else -big)
     cands = [x for x in (_step(c, t, False), c, _step(c, t, True)) if np.isfinite(float(x))]
     with mpmath.workprec(PREC):
-        dist = [(abs(_mp(x) - v), int(np.array(x, dtype=t).view(UINT[np.dtype(t).itemsize])) & 1, x) for x in cands]
+        dist = [
+            (abs(_mp(x) - v), int(np.array(x, dtype=t).view(UINT[np.dtype(t).itemsize])) & 1, x)
+            for x in cands
+        ]
         if tie:  # among equally close candidates prefer the one on the tie's side
             dist.sort(key=lambda d: (d[0], -float(d[2]) * tie))
         else:
@@ -90,7 +93,10 @@ def naive(loss: str, **kw) -> list:
             a = -z * mpmath.log(p) if z else 0
             b = -(1 - z) * mpmath.log(1 - p) if z != 1 else 0
             return a + b
-        if loss in ("softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy_with_logits"):
+        if loss in (
+            "softmax_cross_entropy_with_logits",
+            "sparse_softmax_cross_entropy_with_logits",
+        ):
             xs = [_mp(v) for v in kw["logits"]]
             zs = kw["labels"]
             if loss.startswith("sparse"):
@@ -104,10 +110,14 @@ def naive(loss: str, **kw) -> list:
         if loss == "logsumexp":
             return mpmath.log(mpmath.fsum(mpmath.exp(_mp(v)) for v in kw["logits"]))
         if loss == "categorical_crossentropy":
-            return -mpmath.fsum(_mp(z) * mpmath.log(_mp(p)) for z, p in zip(kw["labels"], kw["probs"]) if z)
+            return -mpmath.fsum(
+                _mp(z) * mpmath.log(_mp(p)) for z, p in zip(kw["labels"], kw["probs"]) if z
+            )
         if loss == "categorical_crossentropy_renormalized":
             s = mpmath.fsum(_mp(p) for p in kw["probs"])
-            return -mpmath.fsum(_mp(z) * mpmath.log(_mp(p) / s) for z, p in zip(kw["labels"], kw["probs"]) if z)
+            return -mpmath.fsum(
+                _mp(z) * mpmath.log(_mp(p) / s) for z, p in zip(kw["labels"], kw["probs"]) if z
+            )
         if loss == "softplus":
             return softplus(_mp(kw["logits"]))
         if loss == "log_sigmoid":

@@ -44,7 +44,11 @@ def test_neighbour_of_the_reference_is_ok_and_between_half_and_one_and_a_half_ul
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_far_answer_is_inaccurate(dtype):
     s = score("softplus", dtype, 1.5, logits=1.0)
-    assert s.cls == "inaccurate" and s.ulp > 4 and s.abs_error == pytest.approx(1.5 - math.log1p(math.e), rel=1e-2)
+    assert (
+        s.cls == "inaccurate"
+        and s.ulp > 4
+        and s.abs_error == pytest.approx(1.5 - math.log1p(math.e), rel=1e-2)
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -56,7 +60,9 @@ def test_infinite_answer_for_finite_reference_is_overflow(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_zero_for_a_nonzero_reference_is_underflow(dtype):
     s = score("sigmoid_cross_entropy_with_logits", dtype, 0.0, logits=-8.0, labels=0.0)
-    assert s.cls == "underflow" and s.abs_error == pytest.approx(math.log1p(math.exp(-8.0)), rel=1e-2)
+    assert s.cls == "underflow" and s.abs_error == pytest.approx(
+        math.log1p(math.exp(-8.0)), rel=1e-2
+    )
 
 
 def test_underflow_finding_of_the_style_guide():
@@ -82,13 +88,22 @@ def test_finite_answer_for_infinite_reference_is_missed_inf(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_negative_loss_is_a_sign_error(dtype):
     # a loss cannot be negative, even when the exact value is 0
-    assert score("sigmoid_cross_entropy_with_logits", dtype, -1.0, logits=1.0, labels=0.0).cls == "sign"
-    assert score("sigmoid_cross_entropy_with_logits", dtype, -0.5, logits=math.inf, labels=1.0).cls == "sign"
+    assert (
+        score("sigmoid_cross_entropy_with_logits", dtype, -1.0, logits=1.0, labels=0.0).cls
+        == "sign"
+    )
+    assert (
+        score("sigmoid_cross_entropy_with_logits", dtype, -0.5, logits=math.inf, labels=1.0).cls
+        == "sign"
+    )
     assert score("log_sigmoid", dtype, 0.25, logits=1.0).cls == "sign"
 
 
 def test_signed_zero_aside_an_exact_zero_is_exact():
-    assert score("sigmoid_cross_entropy_with_logits", "float32", -0.0, logits=math.inf, labels=1.0).cls == "exact"
+    assert (
+        score("sigmoid_cross_entropy_with_logits", "float32", -0.0, logits=math.inf, labels=1.0).cls
+        == "exact"
+    )
 
 
 def test_ulp_error_is_measured_from_the_exact_value_not_the_rounded_one():
@@ -99,7 +114,7 @@ def test_ulp_error_is_measured_from_the_exact_value_not_the_rounded_one():
 
 
 def test_ulp_of_zero_is_the_smallest_subnormal():
-    for dtype, fmt in FORMATS.items():
+    for fmt in FORMATS.values():
         assert ulp_error(fmt.min_subnormal, mpmath.mpf(0), fmt) == 1.0
 
 
@@ -112,16 +127,40 @@ def test_ulp_below_the_normal_range_is_constant():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_ordinals_are_monotone_and_adjacent_floats_differ_by_one(dtype):
     t = NP[dtype]
-    xs = np.array([-np.inf, -1.0, -FORMATS[dtype].min_subnormal, -0.0, 0.0, FORMATS[dtype].min_subnormal, 1.0, np.inf])
+    xs = np.array(
+        [
+            -np.inf,
+            -1.0,
+            -FORMATS[dtype].min_subnormal,
+            -0.0,
+            0.0,
+            FORMATS[dtype].min_subnormal,
+            1.0,
+            np.inf,
+        ]
+    )
     o = ordinals(xs.astype(t), FORMATS[dtype])
     assert list(o) == sorted(o)
     assert o[3] == o[4] == 0 and o[5] == 1 and o[2] == -1
     one = t(1.0)
-    assert ordinals(np.array([np.nextafter(one, t(2))], dtype=t), FORMATS[dtype])[0] == ordinals(np.array([one]), FORMATS[dtype])[0] + 1
+    assert (
+        ordinals(np.array([np.nextafter(one, t(2))], dtype=t), FORMATS[dtype])[0]
+        == ordinals(np.array([one]), FORMATS[dtype])[0] + 1
+    )
 
 
 def test_worst_class_orders_by_severity():
     assert worst(["exact", "ok", "inaccurate"]) == "inaccurate"
     assert worst(["underflow", "nan", "overflow"]) == "nan"
     assert worst([]) == "exact"
-    assert set(CLASSES) >= {"exact", "ok", "inaccurate", "overflow", "underflow", "nan", "sign", "missed_inf", "missed_nan"}
+    assert set(CLASSES) >= {
+        "exact",
+        "ok",
+        "inaccurate",
+        "overflow",
+        "underflow",
+        "nan",
+        "sign",
+        "missed_inf",
+        "missed_nan",
+    }

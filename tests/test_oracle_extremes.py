@@ -15,7 +15,9 @@ DTYPES = list(FORMATS)
 
 def same(a, b) -> bool:
     a, b = float(a), float(b)
-    return (a == b and math.copysign(1, a) == math.copysign(1, b)) or (math.isnan(a) and math.isnan(b))
+    return (a == b and math.copysign(1, a) == math.copysign(1, b)) or (
+        math.isnan(a) and math.isnan(b)
+    )
 
 
 def edge_points(dtype):
@@ -35,7 +37,9 @@ def edge_points(dtype):
     ]
     pts = set()
     with np.errstate(over="ignore"):
-        steps = [(t(b), np.nextafter(t(b), t(np.inf)), np.nextafter(t(b), t(-np.inf))) for b in base]
+        steps = [
+            (t(b), np.nextafter(t(b), t(np.inf)), np.nextafter(t(b), t(-np.inf))) for b in base
+        ]
     for b, up, down in steps:
         for v in (b, up, down):
             if np.isfinite(float(v)):
@@ -55,7 +59,9 @@ def test_sigmoid_ce_at_every_threshold_and_label_edge(dtype):
     for x in edge_points(dtype):
         for z in label_points(dtype):
             got = oracles.reference("sigmoid_cross_entropy_with_logits", dtype, logits=x, labels=z)
-            want = round_brute(naive("sigmoid_cross_entropy_with_logits", logits=x, labels=z), dtype, +1)
+            want = round_brute(
+                naive("sigmoid_cross_entropy_with_logits", logits=x, labels=z), dtype, +1
+            )
             assert same(got, want), (x, z, float(got), want)
 
 
@@ -87,9 +93,14 @@ def test_no_cancellation_at_huge_logit_with_label_just_below_one():
 
 def test_no_cancellation_in_log1p_exp_200_minus_200():
     # softplus(-200) = log1p(exp(200)) - 200 = e**-200 (1 - e**-200 / 2 + ...)
-    got = oracles.reference("sigmoid_cross_entropy_with_logits", "float64", logits=200.0, labels=1.0)
+    got = oracles.reference(
+        "sigmoid_cross_entropy_with_logits", "float64", logits=200.0, labels=1.0
+    )
     assert got == float(mpmath.exp(-200))
-    assert oracles.reference("sigmoid_cross_entropy_with_logits", "float32", logits=200.0, labels=1.0) == 0
+    assert (
+        oracles.reference("sigmoid_cross_entropy_with_logits", "float32", logits=200.0, labels=1.0)
+        == 0
+    )
 
 
 def test_subnormal_results_are_rounded_not_flushed():
@@ -105,7 +116,9 @@ def test_overflow_to_inf_in_the_rounding():
         "sparse_softmax_cross_entropy_with_logits", "float64", logits=[[1e308, -1e308]], labels=[1]
     )
     assert got[0] == math.inf
-    exact = oracles.exact("sparse_softmax_cross_entropy_with_logits", "float64", logits=[[1e308, -1e308]], labels=[1])[0]
+    exact = oracles.exact(
+        "sparse_softmax_cross_entropy_with_logits", "float64", logits=[[1e308, -1e308]], labels=[1]
+    )[0]
     assert abs(exact / (2 * mpmath.mpf(1e308)) - 1) < mpmath.mpf(2) ** -150
 
 
@@ -127,8 +140,16 @@ NAN, INF = math.nan, math.inf
         ("sigmoid_cross_entropy_with_logits", dict(logits=-INF, labels=1.0), INF),
         ("sigmoid_cross_entropy_with_logits", dict(logits=NAN, labels=1.0), NAN),
         ("sigmoid_cross_entropy_with_logits", dict(logits=1.0, labels=NAN), NAN),
-        ("weighted_sigmoid_cross_entropy_with_logits", dict(logits=-INF, labels=1.0, pos_weight=0.0), 0.0),
-        ("weighted_sigmoid_cross_entropy_with_logits", dict(logits=-INF, labels=1.0, pos_weight=2.0), INF),
+        (
+            "weighted_sigmoid_cross_entropy_with_logits",
+            dict(logits=-INF, labels=1.0, pos_weight=0.0),
+            0.0,
+        ),
+        (
+            "weighted_sigmoid_cross_entropy_with_logits",
+            dict(logits=-INF, labels=1.0, pos_weight=2.0),
+            INF,
+        ),
         ("binary_crossentropy", dict(probs=0.0, labels=0.0), 0.0),
         ("binary_crossentropy", dict(probs=0.0, labels=1.0), INF),
         ("binary_crossentropy", dict(probs=1.0, labels=1.0), 0.0),
@@ -140,16 +161,56 @@ NAN, INF = math.nan, math.inf
         ("log_sigmoid", dict(logits=INF), 0.0),
         ("sigmoid", dict(logits=INF), 1.0),
         ("sigmoid", dict(logits=-INF), 0.0),
-        ("softmax_cross_entropy_with_logits", dict(logits=[[-INF, 0.0]], labels=[[0.0, 1.0]]), [0.0]),
-        ("softmax_cross_entropy_with_logits", dict(logits=[[-INF, 0.0]], labels=[[1.0, 0.0]]), [INF]),
-        ("softmax_cross_entropy_with_logits", dict(logits=[[-INF, -INF]], labels=[[0.5, 0.5]]), [NAN]),
-        ("softmax_cross_entropy_with_logits", dict(logits=[[-INF, -INF]], labels=[[0.0, 0.0]]), [0.0]),
-        ("softmax_cross_entropy_with_logits", dict(logits=[[INF, 0.0]], labels=[[1.0, 0.0]]), [0.0]),
-        ("softmax_cross_entropy_with_logits", dict(logits=[[INF, 0.0]], labels=[[0.5, 0.5]]), [INF]),
-        ("softmax_cross_entropy_with_logits", dict(logits=[[INF, INF]], labels=[[1.0, 0.0]]), [NAN]),
-        ("softmax_cross_entropy_with_logits", dict(logits=[[INF, INF, 0.0]], labels=[[0.0, 0.0, 1.0]]), [INF]),
-        ("softmax_cross_entropy_with_logits", dict(logits=[[NAN, 0.0]], labels=[[0.0, 1.0]]), [NAN]),
-        ("sparse_softmax_cross_entropy_with_logits", dict(logits=[[5.0, -INF, 1.0]], labels=[1]), [INF]),
+        (
+            "softmax_cross_entropy_with_logits",
+            dict(logits=[[-INF, 0.0]], labels=[[0.0, 1.0]]),
+            [0.0],
+        ),
+        (
+            "softmax_cross_entropy_with_logits",
+            dict(logits=[[-INF, 0.0]], labels=[[1.0, 0.0]]),
+            [INF],
+        ),
+        (
+            "softmax_cross_entropy_with_logits",
+            dict(logits=[[-INF, -INF]], labels=[[0.5, 0.5]]),
+            [NAN],
+        ),
+        (
+            "softmax_cross_entropy_with_logits",
+            dict(logits=[[-INF, -INF]], labels=[[0.0, 0.0]]),
+            [0.0],
+        ),
+        (
+            "softmax_cross_entropy_with_logits",
+            dict(logits=[[INF, 0.0]], labels=[[1.0, 0.0]]),
+            [0.0],
+        ),
+        (
+            "softmax_cross_entropy_with_logits",
+            dict(logits=[[INF, 0.0]], labels=[[0.5, 0.5]]),
+            [INF],
+        ),
+        (
+            "softmax_cross_entropy_with_logits",
+            dict(logits=[[INF, INF]], labels=[[1.0, 0.0]]),
+            [NAN],
+        ),
+        (
+            "softmax_cross_entropy_with_logits",
+            dict(logits=[[INF, INF, 0.0]], labels=[[0.0, 0.0, 1.0]]),
+            [INF],
+        ),
+        (
+            "softmax_cross_entropy_with_logits",
+            dict(logits=[[NAN, 0.0]], labels=[[0.0, 1.0]]),
+            [NAN],
+        ),
+        (
+            "sparse_softmax_cross_entropy_with_logits",
+            dict(logits=[[5.0, -INF, 1.0]], labels=[1]),
+            [INF],
+        ),
         ("logsumexp", dict(logits=[[-INF, -INF]]), [-INF]),
         ("logsumexp", dict(logits=[[INF, -INF]]), [INF]),
         ("logsumexp", dict(logits=[[0.0]]), [0.0]),
@@ -159,8 +220,16 @@ NAN, INF = math.nan, math.inf
         ("softmax", dict(logits=[[INF, INF, 0.0]]), [[NAN, NAN, 0.0]]),
         ("categorical_crossentropy", dict(probs=[[0.0, 1.0]], labels=[[0.0, 1.0]]), [0.0]),
         ("categorical_crossentropy", dict(probs=[[0.0, 1.0]], labels=[[1.0, 0.0]]), [INF]),
-        ("categorical_crossentropy_renormalized", dict(probs=[[0.0, 0.0]], labels=[[1.0, 0.0]]), [NAN]),
-        ("categorical_crossentropy_renormalized", dict(probs=[[0.25, 0.25]], labels=[[1.0, 0.0]]), [math.log(2)]),
+        (
+            "categorical_crossentropy_renormalized",
+            dict(probs=[[0.0, 0.0]], labels=[[1.0, 0.0]]),
+            [NAN],
+        ),
+        (
+            "categorical_crossentropy_renormalized",
+            dict(probs=[[0.25, 0.25]], labels=[[1.0, 0.0]]),
+            [math.log(2)],
+        ),
     ],
 )
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -174,15 +243,43 @@ def test_extended_real_limits(loss, inputs, expected, dtype):
 @pytest.mark.parametrize(
     "loss,inputs,message",
     [
-        ("sigmoid_cross_entropy_with_logits", dict(logits=0.0, labels=1.3), r"labels must lie in \[0, 1\]"),
-        ("sigmoid_cross_entropy_with_logits", dict(logits=0.0, labels=-0.1), r"labels must lie in \[0, 1\]"),
+        (
+            "sigmoid_cross_entropy_with_logits",
+            dict(logits=0.0, labels=1.3),
+            r"labels must lie in \[0, 1\]",
+        ),
+        (
+            "sigmoid_cross_entropy_with_logits",
+            dict(logits=0.0, labels=-0.1),
+            r"labels must lie in \[0, 1\]",
+        ),
         ("binary_crossentropy", dict(probs=-0.1, labels=1.0), r"probs must lie in \[0, 1\]"),
         ("binary_crossentropy", dict(probs=1.5, labels=1.0), r"probs must lie in \[0, 1\]"),
-        ("sparse_softmax_cross_entropy_with_logits", dict(logits=[[0.0, 1.0]], labels=[2]), "class index 2 is out of range for 2 classes"),
-        ("sparse_softmax_cross_entropy_with_logits", dict(logits=[[0.0, 1.0]], labels=[-1]), "class index -1"),
-        ("sparse_categorical_crossentropy", dict(probs=[[0.5, 0.5]], labels=[0.5]), "class indices must be integers"),
-        ("weighted_sigmoid_cross_entropy_with_logits", dict(logits=0.0, labels=1.0, pos_weight=-1.0), "pos_weight must be finite and >= 0"),
-        ("softmax_cross_entropy_with_logits", dict(logits=[[0.0]], labels=[[1.0]], label_smoothing=2.0), "label_smoothing"),
+        (
+            "sparse_softmax_cross_entropy_with_logits",
+            dict(logits=[[0.0, 1.0]], labels=[2]),
+            "class index 2 is out of range for 2 classes",
+        ),
+        (
+            "sparse_softmax_cross_entropy_with_logits",
+            dict(logits=[[0.0, 1.0]], labels=[-1]),
+            "class index -1",
+        ),
+        (
+            "sparse_categorical_crossentropy",
+            dict(probs=[[0.5, 0.5]], labels=[0.5]),
+            "class indices must be integers",
+        ),
+        (
+            "weighted_sigmoid_cross_entropy_with_logits",
+            dict(logits=0.0, labels=1.0, pos_weight=-1.0),
+            "pos_weight must be finite and >= 0",
+        ),
+        (
+            "softmax_cross_entropy_with_logits",
+            dict(logits=[[0.0]], labels=[[1.0]], label_smoothing=2.0),
+            "label_smoothing",
+        ),
     ],
 )
 def test_inputs_outside_the_domain_raise_domain_error(loss, inputs, message):
@@ -191,7 +288,9 @@ def test_inputs_outside_the_domain_raise_domain_error(loss, inputs, message):
 
 
 def test_unknown_loss_suggests_the_closest_names():
-    with pytest.raises(oracles.UnknownName, match="did you mean 'sigmoid_cross_entropy_with_logits'"):
+    with pytest.raises(
+        oracles.UnknownName, match="did you mean 'sigmoid_cross_entropy_with_logits'"
+    ):
         oracles.reference("sigmoid_crossentropy_with_logits", "float32", logits=0.0, labels=0.0)
 
 
@@ -202,17 +301,28 @@ def test_wrong_input_names_say_what_the_loss_takes():
 
 def test_mismatched_shapes_are_a_clear_value_error():
     with pytest.raises(ValueError, match="shapes do not broadcast"):
-        oracles.reference("sigmoid_cross_entropy_with_logits", "float32", logits=[0.0, 1.0, 2.0], labels=[0.0, 1.0])
+        oracles.reference(
+            "sigmoid_cross_entropy_with_logits",
+            "float32",
+            logits=[0.0, 1.0, 2.0],
+            labels=[0.0, 1.0],
+        )
 
 
 def test_axis_selects_the_class_axis():
     x = np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 4.0]])
     z = np.eye(3)[[2, 0]]
-    along_last = oracles.reference("softmax_cross_entropy_with_logits", "float64", logits=x, labels=z)
-    along_first = oracles.reference("softmax_cross_entropy_with_logits", "float64", logits=x.T, labels=z.T, axis=0)
+    along_last = oracles.reference(
+        "softmax_cross_entropy_with_logits", "float64", logits=x, labels=z
+    )
+    along_first = oracles.reference(
+        "softmax_cross_entropy_with_logits", "float64", logits=x.T, labels=z.T, axis=0
+    )
     assert np.array_equal(along_last, along_first)
     soft = oracles.reference("softmax", "float32", logits=x.T, axis=0)
-    assert soft.shape == (3, 2) and np.array_equal(soft, oracles.reference("softmax", "float32", logits=x).T)
+    assert soft.shape == (3, 2) and np.array_equal(
+        soft, oracles.reference("softmax", "float32", logits=x).T
+    )
 
 
 def test_inputs_are_cast_to_the_dtype_first():
@@ -225,36 +335,56 @@ def test_inputs_are_cast_to_the_dtype_first():
 
 def test_label_smoothing_is_its_own_definition():
     # K = 2 for binary losses: z' = z (1 - eps) + eps / 2
-    smoothed = oracles.exact("sigmoid_cross_entropy_with_logits", "float64", logits=3.0, labels=1.0, label_smoothing=0.5)
+    smoothed = oracles.exact(
+        "sigmoid_cross_entropy_with_logits", "float64", logits=3.0, labels=1.0, label_smoothing=0.5
+    )
     direct = oracles.exact("sigmoid_cross_entropy_with_logits", "float64", logits=3.0, labels=0.75)
     assert smoothed == direct
     # K classes for softmax: z' = z (1 - eps) + eps / K, eps / K not a dyadic number
     x = [[1.0, 2.0, 3.0]]
-    got = oracles.exact("sparse_softmax_cross_entropy_with_logits", "float64", logits=x, labels=[0], label_smoothing=0.3)[0]
+    got = oracles.exact(
+        "sparse_softmax_cross_entropy_with_logits",
+        "float64",
+        logits=x,
+        labels=[0],
+        label_smoothing=0.3,
+    )[0]
     with mpmath.workprec(300):
         lse = mpmath.log(sum(mpmath.exp(v) for v in (1, 2, 3)))
         eps = mpmath.mpf(0.3)  # the float64 nearest 0.3, as the oracle received it
-        want = sum(((1 - eps if i == 0 else 0) + eps / 3) * (lse - v) for i, v in enumerate((1, 2, 3)))
+        want = sum(
+            ((1 - eps if i == 0 else 0) + eps / 3) * (lse - v) for i, v in enumerate((1, 2, 3))
+        )
         assert abs(got - want) < mpmath.mpf(2) ** -100
 
 
 def test_renormalised_variant_differs_from_the_canonical_loss_when_probs_do_not_sum_to_one():
     probs, labels = [[0.2, 0.2]], [[1.0, 0.0]]
     plain = oracles.reference("categorical_crossentropy", "float64", probs=probs, labels=labels)[0]
-    renorm = oracles.reference("categorical_crossentropy_renormalized", "float64", probs=probs, labels=labels)[0]
+    renorm = oracles.reference(
+        "categorical_crossentropy_renormalized", "float64", probs=probs, labels=labels
+    )[0]
     assert plain == np.float64(-math.log(0.2)) and renorm == np.float64(math.log(2))
-    assert oracles.get_loss("categorical_crossentropy_renormalized").variant_of == "categorical_crossentropy"
+    assert (
+        oracles.get_loss("categorical_crossentropy_renormalized").variant_of
+        == "categorical_crossentropy"
+    )
 
 
 def test_empty_batches_give_empty_results():
-    got = oracles.reference("sigmoid_cross_entropy_with_logits", "float32", logits=np.zeros((0,)), labels=np.zeros((0,)))
+    got = oracles.reference(
+        "sigmoid_cross_entropy_with_logits", "float32", logits=np.zeros((0,)), labels=np.zeros((0,))
+    )
     assert got.shape == (0,) and got.dtype == np.float32
 
 
 def test_a_dyadic_tie_plus_an_unresolvably_small_term_rounds_up():
     # 37/128 * x is exactly a bfloat16 tie; the rest, ~e**-1e16, decides it upwards
     got = oracles.reference(
-        "sigmoid_cross_entropy_with_logits", "bfloat16", logits=1.0133099161583616e16, labels=0.7109375
+        "sigmoid_cross_entropy_with_logits",
+        "bfloat16",
+        logits=1.0133099161583616e16,
+        labels=0.7109375,
     )
     assert float(got) == 2937895069417472.0
 

@@ -19,7 +19,9 @@ DTYPES = ["float16", "bfloat16", "float32", "float64"]
 
 def same(a, b) -> bool:
     a, b = float(a), float(b)
-    return (a == b and math.copysign(1, a) == math.copysign(1, b)) or (math.isnan(a) and math.isnan(b))
+    return (a == b and math.copysign(1, a) == math.copysign(1, b)) or (
+        math.isnan(a) and math.isnan(b)
+    )
 
 
 def check_scalar(loss, dtype, **inputs):
@@ -59,7 +61,9 @@ def test_weighted_sigmoid_ce_matches_naive_formula(dtype, data):
     x = data.draw(finite(dtype), label="logits")
     z = data.draw(unit(dtype), label="labels")
     q = data.draw(finite(dtype, min_value=0.0, max_value=1e4), label="pos_weight")
-    check_scalar("weighted_sigmoid_cross_entropy_with_logits", dtype, logits=x, labels=z, pos_weight=q)
+    check_scalar(
+        "weighted_sigmoid_cross_entropy_with_logits", dtype, logits=x, labels=z, pos_weight=q
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -79,7 +83,9 @@ def test_binary_ce_matches_naive_formula(dtype, data):
 
 
 def rows(dtype, min_size=1, max_size=6, elements=None):
-    return st.lists(finite(dtype) if elements is None else elements, min_size=min_size, max_size=max_size)
+    return st.lists(
+        finite(dtype) if elements is None else elements, min_size=min_size, max_size=max_size
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -106,7 +112,9 @@ def test_logsumexp_matches_naive_formula_even_when_it_cancels_to_near_zero(dtype
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("loss", ["categorical_crossentropy", "categorical_crossentropy_renormalized"])
+@pytest.mark.parametrize(
+    "loss", ["categorical_crossentropy", "categorical_crossentropy_renormalized"]
+)
 @given(data=st.data())
 def test_categorical_ce_matches_naive_formula(dtype, loss, data):
     ps = data.draw(rows(dtype, elements=unit(dtype)), label="probs")
@@ -133,7 +141,9 @@ def test_sigmoid_ce_equals_two_class_softmax_ce(dtype, data):
     c = complement(dtype, z)
     assume(c is not None)
     a = oracles.reference("sigmoid_cross_entropy_with_logits", dtype, logits=x, labels=z)
-    b = oracles.reference("softmax_cross_entropy_with_logits", dtype, logits=[[x, 0.0]], labels=[[z, c]])[0]
+    b = oracles.reference(
+        "softmax_cross_entropy_with_logits", dtype, logits=[[x, 0.0]], labels=[[z, c]]
+    )[0]
     assert same(a, b)
 
 
@@ -156,10 +166,18 @@ def test_sparse_equals_softmax_with_a_one_hot_row(dtype, data):
     k = data.draw(st.integers(0, len(xs) - 1), label="class")
     eps = data.draw(st.sampled_from([0.0, 0.1, 0.5]), label="label_smoothing")
     a = oracles.reference(
-        "sparse_softmax_cross_entropy_with_logits", dtype, logits=[xs], labels=[k], label_smoothing=eps
+        "sparse_softmax_cross_entropy_with_logits",
+        dtype,
+        logits=[xs],
+        labels=[k],
+        label_smoothing=eps,
     )
     b = oracles.reference(
-        "softmax_cross_entropy_with_logits", dtype, logits=[xs], labels=[np.eye(len(xs))[k]], label_smoothing=eps
+        "softmax_cross_entropy_with_logits",
+        dtype,
+        logits=[xs],
+        labels=[np.eye(len(xs))[k]],
+        label_smoothing=eps,
     )
     assert same(a[0], b[0])
 
@@ -187,7 +205,11 @@ def test_log_softmax_and_softmax_match_naive_entry_by_entry(dtype, data):
     xs = data.draw(rows(dtype), label="logits")
     with mpmath.workprec(5000):
         gaps = [
-            mpmath.log1p(mpmath.fsum(mpmath.exp(mpmath.mpf(u) - mpmath.mpf(v)) for j, u in enumerate(xs) if j != k))
+            mpmath.log1p(
+                mpmath.fsum(
+                    mpmath.exp(mpmath.mpf(u) - mpmath.mpf(v)) for j, u in enumerate(xs) if j != k
+                )
+            )
             for k, v in enumerate(xs)
         ]
         want_log = [round_brute(-g, dtype, -1) for g in gaps]

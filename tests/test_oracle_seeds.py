@@ -21,7 +21,9 @@ def assert_near_printed(loss, printed, **inputs):
     assert ev.exact.shape == printed.shape
     for exact, shown in zip(ev.exact.ravel(), printed.ravel()):
         digits = len(repr(float(shown)).split("e")[0].replace("-", "").replace(".", "").lstrip("0"))
-        half_digit = 0.5 * 10.0 ** (int(np.floor(np.log10(abs(shown)))) - digits + 1) if shown else 0
+        half_digit = (
+            0.5 * 10.0 ** (int(np.floor(np.log10(abs(shown)))) - digits + 1) if shown else 0
+        )
         ulp = float(np.spacing(np.float32(abs(shown))))
         assert abs(float(exact) - shown) <= F32_ULP_SLACK * ulp + half_digit, (exact, shown)
 
@@ -53,8 +55,18 @@ def test_tf_doc_three_formulations_agree():
     assert_near_printed("sigmoid_cross_entropy_with_logits", printed, logits=x, labels=soft)
     # the three are one function, so the oracle rounds them identically
     refs = [
-        oracles.reference("sparse_softmax_cross_entropy_with_logits", "float32", logits=two_class, labels=[0, 0, 1]),
-        oracles.reference("softmax_cross_entropy_with_logits", "float32", logits=two_class, labels=np.stack([soft, 1 - soft], -1)),
+        oracles.reference(
+            "sparse_softmax_cross_entropy_with_logits",
+            "float32",
+            logits=two_class,
+            labels=[0, 0, 1],
+        ),
+        oracles.reference(
+            "softmax_cross_entropy_with_logits",
+            "float32",
+            logits=two_class,
+            labels=np.stack([soft, 1 - soft], -1),
+        ),
         oracles.reference("sigmoid_cross_entropy_with_logits", "float32", logits=x, labels=soft),
     ]
     assert all(np.array_equal(refs[0], r) for r in refs)
@@ -133,7 +145,9 @@ def test_seed_guide_soft_labels_from_a_sigmoid():
 # Keras' own categorical_crossentropy docstring (renormalised probabilities)
 def test_keras_docstring_categorical_table():
     probs = [[0.9, 0.05, 0.05], [0.05, 0.89, 0.06], [0.05, 0.01, 0.94]]
-    got = oracles.exact("categorical_crossentropy_renormalized", "float32", probs=probs, labels=np.eye(3))
+    got = oracles.exact(
+        "categorical_crossentropy_renormalized", "float32", probs=probs, labels=np.eye(3)
+    )
     assert [round(float(v), 5) for v in got] == [0.10536, 0.11653, 0.06188]
 
 
@@ -141,7 +155,9 @@ def test_keras_docstring_categorical_table():
 def test_seed_nlabels_one_softmax_is_always_zero(n):
     # NLABELS = 1: softmax over a single output is 1, so the loss is exactly 0
     logits = np.linspace(-30, 30, n).reshape(n, 1)
-    got = oracles.exact("softmax_cross_entropy_with_logits", "float32", logits=logits, labels=np.ones((n, 1)))
+    got = oracles.exact(
+        "softmax_cross_entropy_with_logits", "float32", logits=logits, labels=np.ones((n, 1))
+    )
     assert all(v == 0 for v in got)
 
 
