@@ -1,0 +1,1 @@
+"""Backends: each module registers impls; frameworks are imported inside the impls."""

@@ -1,0 +1,55 @@
+"""Exact conversions between the harness's numpy arrays and framework tensors.
+
+bfloat16 goes through float32, which holds every bfloat16 exactly, so no value
+changes on the way in or out.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+
+def is_bfloat16(arr: np.ndarray) -> bool:
+    return arr.dtype == np.dtype(ml_dtypes.bfloat16)
+
+
+def to_torch(arr: np.ndarray):
+    import torch
+
+    arr = np.asarray(arr)
+    if is_bfloat16(arr):
+        return torch.from_numpy(arr.astype(np.float32)).to(torch.bfloat16)
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def from_torch(t) -> np.ndarray:
+    import torch
+
+    t = t.detach().cpu()
+    if t.dtype == torch.bfloat16:
+        return t.to(torch.float32).numpy().astype(ml_dtypes.bfloat16)
+    return t.numpy()
+
+
+def to_tf(arr: np.ndarray):
+    import tensorflow as tf
+
+    arr = np.asarray(arr)
+    if is_bfloat16(arr):
+        return tf.cast(tf.constant(arr.astype(np.float32)), tf.bfloat16)
+    return tf.constant(arr)
+
+
+def from_tf(t) -> np.ndarray:
+    import tensorflow as tf
+
+    if t.dtype == tf.bfloat16:
+        return tf.cast(t, tf.float32).numpy().astype(ml_dtypes.bfloat16)
+    return np.asarray(t.numpy())
+
+
+def rows(inputs: dict, name: str):
+    """The ``name`` input with its class axis moved last and flattened to (N, K)."""
+    arr = np.moveaxis(inputs[name], inputs["axis"], -1)
+    return arr.reshape(-1, arr.shape[-1]), arr.shape[:-1]
