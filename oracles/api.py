@@ -207,10 +207,8 @@ def _rows(spec: Loss, cast: dict):
     if not -primary.ndim <= axis < primary.ndim:
         raise ValueError(f"axis {axis} is out of range for an array of shape {primary.shape}")
     moved = np.moveaxis(primary, axis, -1)
-    k = moved.shape[-1]
     batch = moved.shape[:-1]
-    rows = moved.astype(np.float64).reshape(-1, k) if k else np.zeros((int(np.prod(batch)), 0))
-    raw_rows = [[_raw(v) for v in row] for row in rows.tolist()]
+    raw_rows = [[_raw(v) for v in row] for row in _as_rows(moved.astype(np.float64)).tolist()]
     if spec.labels is None:
         if spec.shape == "rowwise":
             return [r for row in raw_rows for r in spec.fn(row)], moved.shape
@@ -221,6 +219,11 @@ def _rows(spec: Loss, cast: dict):
     for row, zs in zip(raw_rows, label_rows):
         out.append(math.nan if zs is None else spec.fn(row, zs))
     return out, batch
+
+
+def _as_rows(arr: np.ndarray) -> np.ndarray:
+    """(..., K) -> (N, K); numpy cannot infer N when K is 0."""
+    return arr.reshape(int(np.prod(arr.shape[:-1])), arr.shape[-1])
 
 
 def _label_rows(spec: Loss, labels: np.ndarray, axis: int, shape: tuple, eps: Fraction):
@@ -246,7 +249,7 @@ def _label_rows(spec: Loss, labels: np.ndarray, axis: int, shape: tuple, eps: Fr
             f"{spec.id}: labels of shape {labels.shape} do not match logits of shape {shape}"
         ) from None
     rows = []
-    for row in dense.reshape(-1, k) if k else np.zeros((int(np.prod(shape[:-1])), 0)):
+    for row in _as_rows(dense):
         zs = _fraction_labels(row)
         rows.append(None if any(z is None for z in zs) else [_smooth(z, eps, k) for z in zs])
     return rows

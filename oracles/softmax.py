@@ -40,6 +40,7 @@ class _Row:
         self.top = None
         self.diffs = []
         self._t = {}  # precision -> enclosure of T
+        self._log1p_t = {}  # precision -> enclosure of L
         if self.finite:
             top = self.finite[0]
             for i in self.finite[1:]:
@@ -62,8 +63,10 @@ class _Row:
         return self._t[w]
 
     def log1p_t(self, w: int) -> I.Interval:
-        """L = log1p(T)."""
-        return I.log1p(self.t(w), w)
+        """L = log1p(T), once per precision (log_softmax needs it for every entry)."""
+        if w not in self._log1p_t:
+            self._log1p_t[w] = I.log1p(self.t(w), w)
+        return self._log1p_t[w]
 
 
 @definition(

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import math
+
 import ml_dtypes
 import mpmath
 import numpy as np
@@ -24,6 +26,14 @@ PREC = 5000
 
 def _mp(x) -> mpmath.mpf:
     return mpmath.mpf(float(x))
+
+
+def same(a, b) -> bool:
+    """Equal floats with the same sign of zero, or both NaN."""
+    a, b = float(a), float(b)
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return a == b and math.copysign(1, a) == math.copysign(1, b)
 
 
 UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}

@@ -5,19 +5,12 @@ import math
 import mpmath
 import numpy as np
 import pytest
-from independent import NP, naive, round_brute
+from independent import NP, naive, round_brute, same
 
 import oracles
 from oracles.formats import FORMATS
 
 DTYPES = list(FORMATS)
-
-
-def same(a, b) -> bool:
-    a, b = float(a), float(b)
-    return (a == b and math.copysign(1, a) == math.copysign(1, b)) or (
-        math.isnan(a) and math.isnan(b)
-    )
 
 
 def edge_points(dtype):

@@ -1,7 +1,6 @@
 """The oracle against independent references: naive formulas at 5000 bits rounded by
 brute force, and identities between losses that must hold exactly."""
 
-import math
 from fractions import Fraction
 
 import mpmath
@@ -9,19 +8,12 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from independent import NP, naive, round_brute
+from independent import NP, naive, round_brute, same
 from strategies_for_tests import finite, floats, unit
 
 import oracles
 
 DTYPES = ["float16", "bfloat16", "float32", "float64"]
-
-
-def same(a, b) -> bool:
-    a, b = float(a), float(b)
-    return (a == b and math.copysign(1, a) == math.copysign(1, b)) or (
-        math.isnan(a) and math.isnan(b)
-    )
 
 
 def check_scalar(loss, dtype, **inputs):
@@ -133,13 +125,19 @@ def complement(dtype, z):
     return c if Fraction(c) == 1 - Fraction(z) else None
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@given(data=st.data())
-def test_sigmoid_ce_equals_two_class_softmax_ce(dtype, data):
+def logit_label_complement(data, dtype):
+    """A logit, a label z, and 1 - z, where 1 - z is exact in dtype."""
     x = data.draw(floats(dtype, allow_nan=False), label="logits")
     z = data.draw(unit(dtype), label="labels")
     c = complement(dtype, z)
     assume(c is not None)
+    return x, z, c
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(data=st.data())
+def test_sigmoid_ce_equals_two_class_softmax_ce(dtype, data):
+    x, z, c = logit_label_complement(data, dtype)
     a = oracles.reference("sigmoid_cross_entropy_with_logits", dtype, logits=x, labels=z)
     b = oracles.reference(
         "softmax_cross_entropy_with_logits", dtype, logits=[[x, 0.0]], labels=[[z, c]]
@@ -150,10 +148,7 @@ def test_sigmoid_ce_equals_two_class_softmax_ce(dtype, data):
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(data=st.data())
 def test_sigmoid_ce_is_symmetric_under_negating_logit_and_label(dtype, data):
-    x = data.draw(floats(dtype, allow_nan=False), label="logits")
-    z = data.draw(unit(dtype), label="labels")
-    c = complement(dtype, z)
-    assume(c is not None)
+    x, z, c = logit_label_complement(data, dtype)
     a = oracles.reference("sigmoid_cross_entropy_with_logits", dtype, logits=x, labels=z)
     b = oracles.reference("sigmoid_cross_entropy_with_logits", dtype, logits=-x, labels=c)
     assert same(a, b)

@@ -156,7 +156,7 @@ def log_softmax_ce(inputs, dtype):
 )
 @_quiet
 def sparse_softmax_then_log(inputs, dtype):
-    x = np.moveaxis(inputs["logits"], inputs["axis"], -1)
+    (x,) = _rows(inputs, ("logits",))
     e = np.exp(x)
     q = e / np.sum(e, axis=-1, keepdims=True)
     k = np.asarray(inputs["labels"])[..., None]
@@ -182,8 +182,7 @@ def binary_crossentropy(inputs, dtype):
 )
 @_quiet
 def categorical_crossentropy(inputs, dtype):
-    q = np.moveaxis(inputs["probs"], inputs["axis"], -1)
-    p = np.moveaxis(inputs["labels"], inputs["axis"], -1)
+    q, p = _rows(inputs, ("probs", "labels"))
     return -np.sum(p * np.log(q), axis=-1)
 
 
@@ -203,10 +202,10 @@ def log_sigmoid(inputs, dtype):
 @implementation("naive:logsumexp", loss="logsumexp", doc="log(sum(exp(x)))")
 @_quiet
 def logsumexp(inputs, dtype):
-    x = np.moveaxis(inputs["logits"], inputs["axis"], -1)
+    (x,) = _rows(inputs, ("logits",))
     return np.log(np.sum(np.exp(x), axis=-1))
 
 
-def _rows(inputs):
-    axis = inputs["axis"]
-    return np.moveaxis(inputs["logits"], axis, -1), np.moveaxis(inputs["labels"], axis, -1)
+def _rows(inputs, names=("logits", "labels")):
+    """The named inputs with the class axis moved last."""
+    return [np.moveaxis(inputs[n], inputs["axis"], -1) for n in names]

@@ -23,6 +23,11 @@ SOFTPLUS_THRESHOLD = Deviation(
 )
 
 
+def _indices(inputs):
+    """Class indices flattened to match ``rows``' (N, K) logits."""
+    return to_torch(np.asarray(inputs["labels"]).reshape(-1))
+
+
 def _f():
     import torch.nn.functional as F
 
@@ -73,7 +78,7 @@ def binary_cross_entropy(inputs, dtype):
 )
 def cross_entropy_indices(inputs, dtype):
     x, batch = rows(inputs, "logits")
-    k = to_torch(np.asarray(inputs["labels"]).reshape(-1))
+    k = _indices(inputs)
     out = _f().cross_entropy(
         to_torch(x), k, reduction="none", label_smoothing=inputs.get("label_smoothing", 0.0)
     )
@@ -108,7 +113,7 @@ def cross_entropy_probs(inputs, dtype):
 def nll_log_softmax(inputs, dtype):
     F = _f()
     x, batch = rows(inputs, "logits")
-    k = to_torch(np.asarray(inputs["labels"]).reshape(-1))
+    k = _indices(inputs)
     out = F.nll_loss(F.log_softmax(to_torch(x), dim=-1), k, reduction="none")
     return from_torch(out).reshape(batch)
 
