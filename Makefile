@@ -23,8 +23,8 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(PY) -m ruff check harness oracles reports tests
-	$(PY) -m ruff format --check harness oracles reports tests
+	$(PY) -m ruff check harness oracles reports tests bench
+	$(PY) -m ruff format --check harness oracles reports tests bench
 
 report: $(STAMP)
 	@echo "make report arrives with the HTML report (issue 4)"

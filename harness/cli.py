@@ -65,6 +65,107 @@ def cmd_oracle(args) -> int:
     return EXIT_OK
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def cmd_run(args) -> int:
+    from harness import campaign, results
+
+    selection = campaign.select(args.loss or (), args.impl or (), args.dtype or ())
+    for reason in dict.fromkeys(s["reason"] for s in selection.skipped):
+        print(f"skipped: {reason}", file=sys.stderr)
+    if not selection.cells:
+        raise UsageError("no cells to run: the selection matches no installed impl")
+    _check_writable(args.out)
+    data = campaign.run(
+        selection,
+        budget=args.budget,
+        seconds=args.seconds,
+        seed=args.seed,
+        progress=campaign.progress_bar(),
+    )
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
+    results.write_atomic(args.out, data)
+    print(campaign.summary_table(data))
+    n = len(data["findings"])
+    documented = sum(1 for f in data["findings"] if f["documented"])
+    print(
+        f"\n{len(data['cells'])} cells, {sum(c['cases'] for c in data['cells'])} cases, "
+        f"{n} findings ({documented} documented) in {data['elapsed_seconds']:.0f} s; "
+        f"wrote {args.out}"
+    )
+    return EXIT_OK
+
+
+def _check_writable(path: str) -> None:
+    import os
+
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    if os.path.isdir(path) or not os.access(directory, os.W_OK):
+        raise UsageError(f"cannot write {path}")
+
+
+def cmd_repro(args) -> int:
+    from harness import campaign, results
+    from harness.registry import get_impl, user_impl
+    from harness.runner import score
+
+    data = results.load(args.results)
+    findings = data["findings"]
+    if args.finding is not None:
+        if not 0 <= args.finding < len(findings):
+            raise UsageError(
+                f"--finding {args.finding}: the file has {len(findings)} findings "
+                f"(0..{len(findings) - 1})"
+            )
+        chosen = [(args.finding, findings[args.finding])]
+    else:
+        chosen = list(enumerate(findings))
+    changed = 0
+    for i, f in chosen:
+        impl_id = f["impl"]
+        impl = (
+            user_impl(impl_id.partition(":")[2], f["loss"])
+            if impl_id.startswith("user:")
+            else get_impl(impl_id)
+        )
+        inputs = results.decode_inputs(f["inputs"], f["dtype"])
+        observations = score(impl, f["dtype"], inputs, tolerance=4.0)
+        o = observations[f["index"]] if f["index"] < len(observations) else observations[0]
+        same = o.cls == f["class"] and (
+            o.error is not None
+            if f["got"] is None
+            else o.got is not None and results.hexfloat(o.got) == f["got"]
+        )
+        changed += not same
+        verdict = "reproduces" if same else f"changed: now {o.cls}"
+        print(f"[{i}] {verdict}: {campaign.message(impl, f['dtype'], o)}")
+    print(f"{len(chosen) - changed} of {len(chosen)} findings reproduce")
+    return EXIT_OK if not changed else EXIT_FINDINGS
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lossfuzz",
@@ -85,6 +186,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dtype", default="float32")
     s.add_argument("--digits", type=int, default=25, help="significant digits of the exact value")
     s.set_defaults(func=cmd_oracle)
+
+    s = sub.add_parser("run", help="fuzz impls against the oracle and write a results file")
+    s.add_argument("--loss", action="append", help="only impls of this loss (repeatable)")
+    s.add_argument(
+        "--impl",
+        action="append",
+        help="an impl id, or module:function for your own loss (repeatable)",
+    )
+    s.add_argument("--dtype", action="append", help="float16, bfloat16, float32, float64")
+    group = s.add_mutually_exclusive_group()
+    group.add_argument("--budget", type=_positive_int, default=None, help="fuzzed batches per cell")
+    group.add_argument("--seconds", type=_positive_float, help="time for the whole run")
+    s.add_argument("--seed", type=_positive_int, default=0)
+    s.add_argument("--out", default="out/results.json")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("repro", help="re-run the findings of a results file")
+    s.add_argument("results")
+    s.add_argument("--finding", type=_positive_int, help="only finding N (0-based)")
+    s.set_defaults(func=cmd_repro)
     return p
 
 
@@ -97,9 +218,22 @@ def main(argv: list[str] | None = None) -> int:
         args.inputs += extra  # NAME=VALUE pairs given after an option
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if getattr(args, "func", None) is cmd_run and args.budget is None:
+        from harness.campaign import DEFAULT_BUDGET
+
+        args.budget = DEFAULT_BUDGET if args.seconds is None else 10**9
+    from harness.results import ResultsError
+
     try:
         return args.func(args)
-    except (UsageError, oracles.DomainError, oracles.UnknownName, TypeError, ValueError) as exc:
+    except (
+        UsageError,
+        ResultsError,
+        oracles.DomainError,
+        oracles.UnknownName,
+        TypeError,
+        ValueError,
+    ) as exc:
         print(f"lossfuzz: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

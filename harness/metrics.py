@@ -37,7 +37,8 @@ EXPLANATIONS = {
     "exact": "the answer is the correctly rounded value, bit for bit",
     "ok": "within the cell's ULP tolerance of the exact value",
     "inaccurate": "finite, but further from the exact value than the tolerance allows",
-    "underflow": "the answer is 0 although the exact value rounds to a nonzero number",
+    "underflow": "the answer is 0 although the exact value rounds to a nonzero number "
+    "further away than the tolerance",
     "sign": "the answer has the wrong sign, or a loss came out negative",
     "overflow": "the answer is infinite although the exact value is finite in this dtype",
     "missed_inf": "the exact value is infinite (e.g. -log 0) but the answer is finite",
@@ -97,6 +98,6 @@ def classify(
         return score("sign")
     if math.isinf(y):
         return score("overflow")
-    if y == 0 and reference != 0:
-        return score("underflow")
-    return score("ok" if ulp <= tolerance else "inaccurate")
+    if ulp <= tolerance:  # a zero one subnormal away from the exact value is accurate
+        return score("ok")
+    return score("underflow" if y == 0 and reference != 0 else "inaccurate")

@@ -1,24 +1,35 @@
 """Implementations under test: one frozen record per way of computing a loss.
 
-An impl is registered with the ``implementation`` decorator on a function
-``fn(inputs, dtype) -> numpy array`` that receives the cast inputs (as
-``oracles.cast_inputs`` returns them: numpy arrays of the dtype, class indices as
-int64) and returns its answer as a numpy array. Backend modules import their
-framework inside those functions, never at import time, so listing impls costs
-nothing; ``availability`` says whether a framework can be loaded, and why not.
+Most impls are a call expression over the input names, run on a backend (see
+``harness/backends/__init__.py``)::
 
-Packages outside lossfuzz add impls through the entry-point group
-``lossfuzz.impls`` (each entry point names a module that registers impls on import).
+    implementation("torch:softplus", loss="softplus", call="F.softplus(logits)")
+
+A Python function works too, for user code and packages that ship their own
+impls: it is called with the inputs as NumPy arrays, by name::
+
+    @implementation("mypkg:my_bce", loss="sigmoid_cross_entropy_with_logits")
+    def my_bce(logits, labels): ...
+
+Inputs arrive as ``oracles.cast_inputs`` returns them (arrays of the case's dtype,
+class indices as int64, the class axis last). Listing impls imports no framework;
+``skipped_reason`` says, in one line, why a framework cannot be loaded. Packages
+add impls through the entry-point group ``lossfuzz.impls`` (each entry point
+names a module that registers impls when imported).
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import metadata
 
+import numpy as np
+
+from harness.backends import BACKENDS, Backend, quiet_stderr
 from oracles import DTYPES, UnknownName, get_loss
 
 BACKEND_MODULES = (
@@ -35,7 +46,7 @@ ENTRY_POINT_GROUP = "lossfuzz.impls"
 class Deviation:
     """A documented departure from the exact loss: a clamp or epsilon the library states.
 
-    ``explains(inputs, got, reference)`` says whether a finding is due to it; such
+    ``explains(inputs, got, exact)`` says whether a finding is due to it; such
     findings are measured like any other and labelled "documented".
     """
 
@@ -48,16 +59,67 @@ class Deviation:
 class Impl:
     id: str  # backend:name
     loss: str  # the oracle's loss id (a variant where the library documents one)
-    backend: str
-    fn: Callable = field(compare=False, repr=False)
+    runtime: str  # key of BACKENDS: how inputs become tensors
+    call: str | None = None  # the expression, or None for a function impl
+    function: Callable | None = field(default=None, compare=False, repr=False)
+    imports: str = ""  # extra import lines the expression needs
     dtypes: tuple[str, ...] = DTYPES
-    requires: tuple[str, ...] = ()  # modules that must import
-    params: tuple[str, ...] = ()  # optional oracle inputs it accepts (label_smoothing)
+    requires: tuple[str, ...] = ()  # modules that must import, beyond the backend's
+    params: tuple[str, ...] = ()  # optional oracle inputs it takes (label_smoothing)
     deviations: tuple[Deviation, ...] = ()
-    doc: str = ""  # the call, as a user would write it
 
-    def __call__(self, inputs: dict, dtype: str):
-        return self.fn(inputs, dtype)
+    @property
+    def backend(self) -> str:
+        return self.id.partition(":")[0]
+
+    @property
+    def runner(self) -> Backend:
+        return BACKENDS[self.runtime]
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        return self.runner.requires + self.requires
+
+    def arguments(self, inputs: dict) -> dict:
+        """The inputs a function impl takes: those its signature names (all, with **kwargs)."""
+        names = _parameters(self.function)
+        return {k: v for k, v in inputs.items() if names is None or k in names}
+
+    def __call__(self, inputs: dict, dtype: str) -> np.ndarray:
+        """The impl's answer for cast ``inputs``, as a NumPy array."""
+        b = self.runner
+        if self.function is not None:
+            with np.errstate(all="ignore"):
+                return np.asarray(self.function(**self.arguments(inputs)))
+        ns = dict(_namespace(self))
+        for name, value in inputs.items():
+            ns[name] = b.to_native(value) if isinstance(value, np.ndarray) else value
+        with np.errstate(all="ignore"):
+            return b.from_native(eval(_compiled(self.call), ns))
+
+
+def _parameters(fn: Callable) -> frozenset | None:
+    """Names ``fn`` accepts by keyword; None when it takes **kwargs."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
+@cache
+def _compiled(call: str):
+    return compile(call, "<impl>", "eval")
+
+
+@cache
+def _namespace(impl: Impl) -> dict:
+    ns = dict(impl.runner.namespace())
+    if impl.imports:
+        exec(impl.imports, ns)
+    return ns
 
 
 IMPLS: dict[str, Impl] = {}
@@ -67,13 +129,15 @@ def implementation(
     impl_id: str,
     *,
     loss: str,
+    call: str | None = None,
+    runtime: str | None = None,
+    imports: str = "",
     dtypes: tuple[str, ...] = DTYPES,
     requires: tuple[str, ...] = (),
     params: tuple[str, ...] = (),
     deviations: tuple[Deviation, ...] = (),
-    doc: str = "",
 ):
-    """Register the decorated ``fn(inputs, dtype)`` as impl ``impl_id``."""
+    """Register impl ``impl_id``: with ``call``, at once; without, as a decorator."""
     backend, sep, name = impl_id.partition(":")
     if not sep or not backend or not name:
         raise ValueError(f"impl id {impl_id!r} is not backend:name")
@@ -81,24 +145,50 @@ def implementation(
     unknown = set(dtypes) - set(DTYPES)
     if unknown:
         raise ValueError(f"{impl_id}: unknown dtypes {sorted(unknown)}")
+    runtime = runtime or (backend if backend in BACKENDS else "numpy")
+    if runtime not in BACKENDS:
+        raise ValueError(f"{impl_id}: unknown runtime {runtime!r}")
 
-    def register(fn: Callable) -> Callable:
+    def register(function: Callable | None) -> Callable | None:
         if impl_id in IMPLS:
             raise ValueError(f"impl {impl_id!r} registered twice")
         IMPLS[impl_id] = Impl(
             impl_id,
             loss,
-            backend,
-            fn,
+            runtime,
+            call,
+            function,
+            imports,
             tuple(dtypes),
             tuple(requires),
             tuple(params),
             tuple(deviations),
-            doc,
         )
-        return fn
+        return function
 
+    if call is not None:
+        _compiled(call)  # a syntax error surfaces at registration
+        register(None)
+        return IMPLS[impl_id]
     return register
+
+
+def user_impl(spec: str, loss: str) -> Impl:
+    """Register ``module:function`` (a user's loss on NumPy arrays) as impl ``user:spec``."""
+    module, sep, attr = spec.partition(":")
+    if not sep or not module or not attr:
+        raise ValueError(f"--impl {spec!r} is neither a known impl id nor module:function")
+    impl_id = f"user:{spec}"
+    if impl_id in IMPLS:
+        return IMPLS[impl_id]
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load {spec!r}: {type(exc).__name__}: {exc}") from None
+    if not callable(fn):
+        raise ValueError(f"{spec!r} is not callable")
+    implementation(impl_id, loss=loss)(fn)
+    return IMPLS[impl_id]
 
 
 @cache
@@ -123,14 +213,16 @@ def get_impl(impl_id: str) -> Impl:
 def availability(module: str) -> str | None:
     """None if ``module`` imports, else one line saying why not."""
     try:
-        importlib.import_module(module)
+        with quiet_stderr():
+            importlib.import_module(module)
     except Exception as exc:  # ImportError, or a framework failing in its own init
-        return f"{module} is not installed or failed to import ({type(exc).__name__}: {exc})"
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return f"{module} is not installed or failed to import ({type(exc).__name__}: {first})"
     return None
 
 
 def skipped_reason(impl: Impl) -> str | None:
-    for module in impl.requires:
+    for module in impl.modules:
         reason = availability(module)
         if reason:
             return reason

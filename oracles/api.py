@@ -79,7 +79,7 @@ def _cast(values, fmt: Format, name: str) -> np.ndarray:
         return arr
     if arr.dtype.kind not in "biuf" and arr.dtype.name != "bfloat16":
         raise TypeError(f"{name} must be numbers; got an array of {arr.dtype}")
-    return arr.astype(np.float64).astype(fmt.numpy_dtype)  # one rounding, from exact
+    return fmt.cast(arr)  # one rounding, from the exact float64
 
 
 def _class_indices(values) -> np.ndarray:

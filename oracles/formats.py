@@ -62,8 +62,13 @@ class Format:
         return math.log(self.min_subnormal) - math.log(2.0)
 
     def cast(self, values) -> np.ndarray:
-        """Cast to this format with numpy's round-to-nearest-even conversion."""
-        return np.asarray(values, dtype=np.float64).astype(self.numpy_dtype)
+        """Cast to this format with numpy's round-to-nearest-even conversion (inf past max)."""
+        with np.errstate(over="ignore"):
+            return np.asarray(values, dtype=np.float64).astype(self.numpy_dtype)
+
+    def short(self, value: float) -> str:
+        """The shortest decimal that reads back as this float of the format ('-3e+38')."""
+        return repr(float(value)) if self.name == "float64" else str(self.numpy_dtype.type(value))
 
 
 FORMATS: dict[str, Format] = {

@@ -164,3 +164,9 @@ def test_worst_class_orders_by_severity():
         "missed_inf",
         "missed_nan",
     }
+
+
+def test_a_zero_within_tolerance_of_a_subnormal_reference_is_ok_not_underflow():
+    # log_sigmoid(103) = -1.85e-45 in float32: 0 is 1.32 ULPs away
+    s = score("log_sigmoid", "float32", 0.0, logits=103.0)
+    assert s.cls == "ok" and 1 < s.ulp < 2

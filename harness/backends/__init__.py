@@ -1,1 +1,153 @@
-"""Backends: each module registers impls; frameworks are imported inside the impls."""
+"""Backends: how a framework receives the harness's arrays and how its answers come back.
+
+An impl is a call expression over the input names (``logits``, ``labels``,
+``probs``, ``pos_weight``, ``label_smoothing``, ``axis``), e.g.
+``F.binary_cross_entropy_with_logits(logits, labels, reduction='none')``. The
+harness evaluates that expression with the inputs as the backend's tensors, and a
+reproducer prints the very same expression after the backend's imports and exact
+literals of the inputs: what is measured is what a user pastes.
+
+Frameworks are imported only when a backend's namespace is first built.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from harness.backends import convert
+
+
+@contextmanager
+def quiet_stderr():
+    """Silence file descriptor 2: TensorFlow's C++ logs a banner on import through absl
+    before TF_CPP_MIN_LOG_LEVEL is read."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    requires: tuple[str, ...]  # modules that must import
+    imports: str  # the reproducer's import lines; also run to build the eval namespace
+    to_native: Callable[[np.ndarray], object]
+    from_native: Callable[[object], np.ndarray]
+    literal: Callable[[np.ndarray], str]  # code that rebuilds an array exactly
+    show: str  # expression printing the first answer as a Python float, given `got`
+
+    @cache  # noqa: B019  (backends are a few module-level singletons)
+    def namespace(self) -> dict:
+        ns: dict = {}
+        with quiet_stderr():
+            exec(self.imports, ns)
+        return ns
+
+
+def _values(arr: np.ndarray) -> str:
+    """The values as exact float.fromhex literals (or ints), nested like the array."""
+    if arr.dtype.kind in "iub":
+        return repr(arr.astype(np.int64).tolist())
+
+    def one(v: float) -> str:
+        return f"float.fromhex({float(v).hex()!r})"
+
+    flat = ", ".join(one(v) for v in arr.astype(np.float64).ravel().tolist())
+    return f"[{flat}]"
+
+
+def _shape(arr: np.ndarray) -> str:
+    return repr(tuple(arr.shape))
+
+
+def _numpy_literal(arr: np.ndarray) -> str:
+    if arr.dtype.kind in "iub":
+        return f"np.array({_values(arr)}, dtype=np.int64)"
+    dtype = "ml_dtypes.bfloat16" if convert.is_bfloat16(arr) else f"np.{arr.dtype.name}"
+    # float64 holds every value of the four formats, so the cast is exact
+    return f"np.array({_values(arr)}, dtype=np.float64).astype({dtype}).reshape({_shape(arr)})"
+
+
+def _torch_literal(arr: np.ndarray) -> str:
+    if arr.dtype.kind in "iub":
+        return f"torch.tensor({_values(arr)}, dtype=torch.int64)"
+    dtype = "bfloat16" if convert.is_bfloat16(arr) else arr.dtype.name
+    return (
+        f"torch.tensor({_values(arr)}, dtype=torch.float64)"
+        f".to(torch.{dtype}).reshape({_shape(arr)})"
+    )
+
+
+def _tf_literal(arr: np.ndarray) -> str:
+    if arr.dtype.kind in "iub":
+        return f"tf.constant({_values(arr)}, dtype=tf.int64)"
+    dtype = "bfloat16" if convert.is_bfloat16(arr) else arr.dtype.name
+    return (
+        f"tf.reshape(tf.cast(tf.constant({_values(arr)}, dtype=tf.float64), tf.{dtype}), "
+        f"{list(arr.shape)})"
+    )
+
+
+def _tf_env() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+_tf_env()
+
+NUMPY = Backend(
+    "numpy",
+    (),
+    "import numpy as np\nimport ml_dtypes",
+    lambda a: a,
+    lambda r: np.asarray(r),
+    _numpy_literal,
+    "float(np.asarray(got).astype(np.float64).reshape(-1)[0])",
+)
+TORCH = Backend(
+    "torch",
+    ("torch",),
+    "import torch\nimport torch.nn.functional as F",
+    convert.to_torch,
+    convert.from_torch,
+    _torch_literal,
+    "got.double().reshape(-1)[0].item()",
+)
+TF = Backend(
+    "tf",
+    ("tensorflow",),
+    "import tensorflow as tf",
+    convert.to_tf,
+    convert.from_tf,
+    _tf_literal,
+    "float(tf.reshape(tf.cast(got, tf.float64), [-1])[0])",
+)
+KERAS = Backend(
+    "keras",
+    ("keras", "tensorflow"),
+    'import os\nos.environ.setdefault("KERAS_BACKEND", "tensorflow")\n'
+    "import keras\nimport tensorflow as tf",
+    convert.to_tf,
+    convert.from_tf,
+    _tf_literal,
+    "float(tf.reshape(tf.cast(got, tf.float64), [-1])[0])",
+)
+BACKENDS = {b.name: b for b in (NUMPY, TORCH, TF, KERAS)}

@@ -47,9 +47,3 @@ def from_tf(t) -> np.ndarray:
     if t.dtype == tf.bfloat16:
         return tf.cast(t, tf.float32).numpy().astype(ml_dtypes.bfloat16)
     return np.asarray(t.numpy())
-
-
-def rows(inputs: dict, name: str):
-    """The ``name`` input with its class axis moved last and flattened to (N, K)."""
-    arr = np.moveaxis(inputs[name], inputs["axis"], -1)
-    return arr.reshape(-1, arr.shape[-1]), arr.shape[:-1]

@@ -6,206 +6,83 @@ sigmoid_cross_entropy_with_logits (seed 004). They overflow, underflow and turn
 into NaN at each dtype's thresholds (exp overflows past 88.72 in float32, 11.09
 in float16). ``naive:stable_sigmoid_ce`` is the documented stable formula,
 max(x, 0) - x z + log1p(exp(-|x|)), the control that should stay accurate.
+
+NumPy keeps the arrays' dtype when a Python scalar joins them (NEP 50), so
+``1 - labels`` is computed in float16 for float16 inputs, as a user's code would.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from harness.registry import implementation
 
+SIGMOID_CE = "sigmoid_cross_entropy_with_logits"
+SOFTMAX_CE = "softmax_cross_entropy_with_logits"
 
-def _quiet(fn):
-    def wrapped(inputs, dtype):
-        with np.errstate(all="ignore"):
-            return fn(inputs, dtype)
+for name, call in {
+    "sigmoid_then_log": (
+        "labels * -np.log(1 / (1 + np.exp(-logits)))"
+        " + (1 - labels) * -np.log(1 - 1 / (1 + np.exp(-logits)))"
+    ),
+    # the TF documentation's derivation, line by line
+    "tf_doc_step1": (
+        "labels * -np.log(1 / (1 + np.exp(-logits)))"
+        " + (1 - labels) * -np.log(np.exp(-logits) / (1 + np.exp(-logits)))"
+    ),
+    "tf_doc_step2": (
+        "labels * np.log(1 + np.exp(-logits))"
+        " + (1 - labels) * (logits + np.log(1 + np.exp(-logits)))"
+    ),
+    "tf_doc_step3": "logits - logits * labels + np.log(1 + np.exp(-logits))",
+    "tf_doc_negative_branch": "-logits * labels + np.log(1 + np.exp(logits))",
+    "stable_sigmoid_ce": (
+        "np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))"
+    ),
+}.items():
+    implementation(f"naive:{name}", loss=SIGMOID_CE, call=call)
 
-    wrapped.__doc__ = fn.__doc__
-    return wrapped
-
-
-def _xz(inputs):
-    return inputs["logits"], inputs["labels"]
-
-
-def _one(x):
-    return np.ones((), dtype=x.dtype)
-
-
-def _sigmoid(x):
-    one = _one(x)
-    return one / (one + np.exp(-x))
-
-
-@implementation(
-    "naive:sigmoid_then_log",
-    loss="sigmoid_cross_entropy_with_logits",
-    doc="q = 1 / (1 + exp(-x)); z * -log(q) + (1 - z) * -log(1 - q)",
-)
-@_quiet
-def sigmoid_then_log(inputs, dtype):
-    x, z = _xz(inputs)
-    one = _one(x)
-    q = _sigmoid(x)
-    return z * -np.log(q) + (one - z) * -np.log(one - q)
-
-
-@implementation(
-    "naive:tf_doc_step1",
-    loss="sigmoid_cross_entropy_with_logits",
-    doc="z * -log(1 / (1 + exp(-x))) + (1 - z) * -log(exp(-x) / (1 + exp(-x)))",
-)
-@_quiet
-def tf_doc_step1(inputs, dtype):
-    x, z = _xz(inputs)
-    one = _one(x)
-    e = np.exp(-x)
-    return z * -np.log(one / (one + e)) + (one - z) * -np.log(e / (one + e))
-
-
-@implementation(
-    "naive:tf_doc_step2",
-    loss="sigmoid_cross_entropy_with_logits",
-    doc="z * log(1 + exp(-x)) + (1 - z) * (x + log(1 + exp(-x)))",
-)
-@_quiet
-def tf_doc_step2(inputs, dtype):
-    x, z = _xz(inputs)
-    one = _one(x)
-    s = np.log(one + np.exp(-x))
-    return z * s + (one - z) * (x + s)
-
-
-@implementation(
-    "naive:tf_doc_step3",
-    loss="sigmoid_cross_entropy_with_logits",
-    doc="x - x * z + log(1 + exp(-x))",
-)
-@_quiet
-def tf_doc_step3(inputs, dtype):
-    x, z = _xz(inputs)
-    return x - x * z + np.log(_one(x) + np.exp(-x))
-
-
-@implementation(
-    "naive:tf_doc_negative_branch",
-    loss="sigmoid_cross_entropy_with_logits",
-    doc="-x * z + log(1 + exp(x))  (the x < 0 reformulation, used for every x)",
-)
-@_quiet
-def tf_doc_negative_branch(inputs, dtype):
-    x, z = _xz(inputs)
-    return -x * z + np.log(_one(x) + np.exp(x))
-
-
-@implementation(
-    "naive:stable_sigmoid_ce",
-    loss="sigmoid_cross_entropy_with_logits",
-    doc="max(x, 0) - x * z + log1p(exp(-abs(x)))  (the control)",
-)
-@_quiet
-def stable_sigmoid_ce(inputs, dtype):
-    x, z = _xz(inputs)
-    zero = np.zeros((), dtype=x.dtype)
-    return np.maximum(x, zero) - x * z + np.log1p(np.exp(-np.abs(x)))
-
-
-@implementation(
+implementation(
     "naive:softmax_then_log",
-    loss="softmax_cross_entropy_with_logits",
-    doc="q = exp(x) / sum(exp(x)); -sum(z * log(q))",
+    loss=SOFTMAX_CE,
+    call="-np.sum(labels * np.log(np.exp(logits) / np.sum(np.exp(logits), axis=-1, keepdims=True)), axis=-1)",  # noqa: E501
 )
-@_quiet
-def softmax_then_log(inputs, dtype):
-    x, z = _rows(inputs)
-    e = np.exp(x)
-    q = e / np.sum(e, axis=-1, keepdims=True)
-    return -np.sum(z * np.log(q), axis=-1)
-
-
-@implementation(
+implementation(
     "naive:shifted_softmax_then_log",
-    loss="softmax_cross_entropy_with_logits",
-    doc="q = softmax(x - max(x)); -sum(z * log(q))",
+    loss=SOFTMAX_CE,
+    call=(
+        "-np.sum(labels * np.log("
+        "np.exp(logits - np.max(logits, axis=-1, keepdims=True))"
+        " / np.sum(np.exp(logits - np.max(logits, axis=-1, keepdims=True)), axis=-1, keepdims=True)"
+        "), axis=-1)"
+    ),
 )
-@_quiet
-def shifted_softmax_then_log(inputs, dtype):
-    x, z = _rows(inputs)
-    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
-    q = e / np.sum(e, axis=-1, keepdims=True)
-    return -np.sum(z * np.log(q), axis=-1)
-
-
-@implementation(
+implementation(
     "naive:log_softmax_ce",
-    loss="softmax_cross_entropy_with_logits",
-    doc="m = max(x); -sum(z * (x - m - log(sum(exp(x - m)))))  (the control)",
+    loss=SOFTMAX_CE,
+    call=(
+        "-np.sum(labels * (logits - np.max(logits, axis=-1, keepdims=True)"
+        " - np.log(np.sum(np.exp(logits - np.max(logits, axis=-1, keepdims=True)),"
+        " axis=-1, keepdims=True))), axis=-1)"
+    ),
 )
-@_quiet
-def log_softmax_ce(inputs, dtype):
-    x, z = _rows(inputs)
-    m = np.max(x, axis=-1, keepdims=True)
-    log_q = x - m - np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True))
-    return -np.sum(z * log_q, axis=-1)
-
-
-@implementation(
+implementation(
     "naive:sparse_softmax_then_log",
     loss="sparse_softmax_cross_entropy_with_logits",
-    doc="q = exp(x) / sum(exp(x)); -log(q[k])",
+    call=(
+        "-np.log(np.take_along_axis("
+        "np.exp(logits) / np.sum(np.exp(logits), axis=-1, keepdims=True),"
+        " labels[..., None], axis=-1)[..., 0])"
+    ),
 )
-@_quiet
-def sparse_softmax_then_log(inputs, dtype):
-    (x,) = _rows(inputs, ("logits",))
-    e = np.exp(x)
-    q = e / np.sum(e, axis=-1, keepdims=True)
-    k = np.asarray(inputs["labels"])[..., None]
-    return -np.log(np.take_along_axis(q, k, axis=-1)[..., 0])
-
-
-@implementation(
+implementation(
     "naive:binary_crossentropy",
     loss="binary_crossentropy",
-    doc="-(z * log(p) + (1 - z) * log(1 - p))",
+    call="-(labels * np.log(probs) + (1 - labels) * np.log(1 - probs))",
 )
-@_quiet
-def binary_crossentropy(inputs, dtype):
-    p, z = inputs["probs"], inputs["labels"]
-    one = _one(p)
-    return -(z * np.log(p) + (one - z) * np.log(one - p))
-
-
-@implementation(
+implementation(
     "naive:categorical_crossentropy",
     loss="categorical_crossentropy",
-    doc="-sum(p * log(q))  (seed 000's multi-class formula)",
+    call="-np.sum(labels * np.log(probs), axis=-1)",
 )
-@_quiet
-def categorical_crossentropy(inputs, dtype):
-    q, p = _rows(inputs, ("probs", "labels"))
-    return -np.sum(p * np.log(q), axis=-1)
-
-
-@implementation("naive:softplus", loss="softplus", doc="log(1 + exp(x))")
-@_quiet
-def softplus(inputs, dtype):
-    x = inputs["logits"]
-    return np.log(_one(x) + np.exp(x))
-
-
-@implementation("naive:log_sigmoid", loss="log_sigmoid", doc="log(1 / (1 + exp(-x)))")
-@_quiet
-def log_sigmoid(inputs, dtype):
-    return np.log(_sigmoid(inputs["logits"]))
-
-
-@implementation("naive:logsumexp", loss="logsumexp", doc="log(sum(exp(x)))")
-@_quiet
-def logsumexp(inputs, dtype):
-    (x,) = _rows(inputs, ("logits",))
-    return np.log(np.sum(np.exp(x), axis=-1))
-
-
-def _rows(inputs, names=("logits", "labels")):
-    """The named inputs with the class axis moved last."""
-    return [np.moveaxis(inputs[n], inputs["axis"], -1) for n in names]
+implementation("naive:softplus", loss="softplus", call="np.log(1 + np.exp(logits))")
+implementation("naive:log_sigmoid", loss="log_sigmoid", call="np.log(1 / (1 + np.exp(-logits)))")
+implementation("naive:logsumexp", loss="logsumexp", call="np.log(np.sum(np.exp(logits), axis=-1))")

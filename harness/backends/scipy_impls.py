@@ -2,78 +2,50 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from harness.backends.convert import rows
 from harness.registry import implementation
 
-F64 = ("float64",)  # these libraries compute in float64 (or float32 at most)
+FLOAT32_64 = ("float32", "float64")  # SciPy computes in float32 or float64 only
 
-
-@implementation(
+implementation(
     "scipy:log_expit",
     loss="log_sigmoid",
-    dtypes=("float32", "float64"),
+    call="log_expit(logits)",
+    imports="from scipy.special import log_expit",
     requires=("scipy",),
-    doc="scipy.special.log_expit(logits)",
+    dtypes=FLOAT32_64,
 )
-def log_expit(inputs, dtype):
-    from scipy.special import log_expit
-
-    return np.asarray(log_expit(inputs["logits"]))
-
-
-@implementation(
+implementation(
     "scipy:expit",
     loss="sigmoid",
-    dtypes=("float32", "float64"),
+    call="expit(logits)",
+    imports="from scipy.special import expit",
     requires=("scipy",),
-    doc="scipy.special.expit(logits)",
+    dtypes=FLOAT32_64,
 )
-def expit(inputs, dtype):
-    from scipy.special import expit
-
-    return np.asarray(expit(inputs["logits"]))
-
-
-@implementation(
+implementation(
     "scipy:logsumexp",
     loss="logsumexp",
-    dtypes=("float32", "float64"),
+    call="logsumexp(logits, axis=axis)",
+    imports="from scipy.special import logsumexp",
     requires=("scipy",),
-    doc="scipy.special.logsumexp(logits, axis=axis)",
+    dtypes=FLOAT32_64,
 )
-def logsumexp(inputs, dtype):
-    from scipy.special import logsumexp
-
-    return np.asarray(logsumexp(inputs["logits"], axis=inputs["axis"]))
-
-
-@implementation(
+implementation(
     "scipy:xlogy_categorical",
     loss="categorical_crossentropy",
-    dtypes=("float32", "float64"),
+    call="-xlogy(labels, probs).sum(axis=axis)",
+    imports="from scipy.special import xlogy",
     requires=("scipy",),
-    doc="-scipy.special.xlogy(labels, probs).sum(axis)",
+    dtypes=FLOAT32_64,
 )
-def xlogy_categorical(inputs, dtype):
-    from scipy.special import xlogy
-
-    return np.asarray(-xlogy(inputs["labels"], inputs["probs"]).sum(axis=inputs["axis"]))
-
-
-@implementation(
+implementation(
     "sklearn:log_loss",
     loss="sparse_categorical_crossentropy_renormalized",
-    dtypes=F64,
+    call=(
+        "np.array([log_loss([k], [row], labels=list(range(probs.shape[-1])))"
+        " for k, row in zip(labels.tolist(), probs.reshape(-1, probs.shape[-1]))])"
+    ),
+    imports="from sklearn.metrics import log_loss",
     requires=("sklearn",),
-    doc="sklearn.metrics.log_loss([k], [probs], labels=range(K)) per row",
+    dtypes=("float64",),
 )
-def sklearn_log_loss(inputs, dtype):
-    from sklearn.metrics import log_loss
-
-    p, batch = rows(inputs, "probs")
-    ks = np.asarray(inputs["labels"]).reshape(-1)
-    labels = list(range(p.shape[1]))
-    out = [log_loss([k], [row], labels=labels) for k, row in zip(ks, p)]
-    return np.asarray(out, dtype=np.float64).reshape(batch)

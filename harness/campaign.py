@@ -1,0 +1,242 @@
+"""A campaign: choose the cells, run each, and build the results file of DESIGN.md."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import oracles
+from harness import results as R
+from harness.metrics import CLASSES, DEFAULT_TOLERANCE, worst
+from harness.registry import Impl, get_impl, load_all, skipped_reason, user_impl
+from harness.reproducer import reproducer
+from harness.runner import Cell, Observation, finalise, run_cell
+
+DEFAULT_BUDGET = 40  # fuzzed batches per cell after the edge grid (`make report`'s campaign)
+
+
+@dataclass
+class Selection:
+    cells: list[tuple[Impl, str]]
+    skipped: list[dict] = field(default_factory=list)  # {"impl", "reason"}
+
+
+def _covers(impl: Impl, loss: str) -> bool:
+    return impl.loss == loss or oracles.get_loss(impl.loss).variant_of == loss
+
+
+def select(losses=(), impls=(), dtypes=()) -> Selection:
+    """The (impl, dtype) cells a run covers; frameworks that cannot load are skipped."""
+    for loss in losses:
+        oracles.get_loss(loss)
+    for dtype in dtypes:
+        oracles.get_format(dtype)
+    registry = load_all()
+    chosen: list[Impl] = []
+    for name in impls:
+        if name in registry:
+            chosen.append(registry[name])
+        elif ":" in name and name.partition(":")[0] not in {i.backend for i in registry.values()}:
+            if len(losses) != 1:
+                raise ValueError(
+                    f"--impl {name} is user code: name the loss it computes with one --loss"
+                )
+            chosen.append(user_impl(name, losses[0]))
+        else:
+            chosen.append(get_impl(name))  # raises UnknownName with suggestions
+    if not impls:
+        chosen = list(registry.values())
+    if losses:
+        chosen = [i for i in chosen if any(_covers(i, loss) for loss in losses)]
+    sel = Selection([])
+    for impl in chosen:
+        reason = skipped_reason(impl)
+        if reason:
+            sel.skipped.append({"impl": impl.id, "reason": reason})
+            continue
+        for dtype in impl.dtypes:
+            if not dtypes or dtype in dtypes:
+                sel.cells.append((impl, dtype))
+    return sel
+
+
+def describe(impl_id: str, inputs: dict, dtype: str) -> str:
+    """impl(logits=-50.0, labels=0.0) [float32], with scalars for cases of one."""
+    fmt = oracles.get_format(dtype)
+    parts = []
+    for name, value in inputs.items():
+        if name == "axis" or (name == "label_smoothing" and not value):
+            continue
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind in "iub":
+                flat = [str(v) for v in value.ravel().tolist()]
+            else:
+                flat = [fmt.short(v) for v in value.astype(np.float64).ravel().tolist()]
+            shown = flat[0] if len(flat) == 1 else f"[{', '.join(flat)}]"
+        else:
+            shown = repr(value)
+        parts.append(f"{name}={shown}")
+    return f"{impl_id}({', '.join(parts)}) [{dtype}]"
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.8g}" if math.isfinite(v) else repr(v)
+
+
+def message(impl: Impl, dtype: str, o: Observation) -> str:
+    """The one form of a wrong answer: call = got, exact e: class (ULP, abs)."""
+    call = describe(impl.id, o.inputs, dtype)
+    if o.error:
+        return f"{call} raised {o.error}"
+    ulp = o.score.ulp
+    size = "huge ULP" if ulp >= 2**24 else f"{ulp:.3g} ULP"
+    return (
+        f"{call} = {_fmt(o.got)}, exact {R.exact_text(o.exact, 8)}: "
+        f"{o.cls} ({size}, abs {o.score.abs_error:.2g})"
+    )
+
+
+def documented_by(impl: Impl, o: Observation):
+    if o.got is None or o.exact is None:
+        return None
+    for d in impl.deviations:
+        try:
+            if d.explains(o.inputs, o.got, float(o.exact)):
+                return d
+        except Exception:  # noqa: BLE001 - a predicate failing explains nothing
+            continue
+    return None
+
+
+def finding(cell: Cell, o: Observation) -> dict:
+    impl = cell.impl
+    dev = documented_by(impl, o)
+    exact = R.exact_text(o.exact)
+    return {
+        "loss": cell.loss,
+        "impl": impl.id,
+        "dtype": cell.dtype,
+        "class": o.cls,
+        "inputs": R.encode_inputs(o.inputs),
+        "index": o.index,
+        "exact": exact,
+        "reference": R.hexfloat(o.reference) if o.reference is not None else None,
+        "reference_repr": repr(o.reference) if o.reference is not None else None,
+        "got": R.hexfloat(o.got) if o.got is not None else None,
+        "got_repr": repr(o.got) if o.got is not None else None,
+        "ulp": R.number(o.score.ulp),
+        "abs_error": R.number(o.score.abs_error),
+        "error": o.error,
+        "documented": dev.what if dev else None,
+        "documented_source": dev.source if dev else None,
+        "confirmed": True,
+        "message": message(impl, cell.dtype, o),
+        "reproducer": reproducer(
+            impl, cell.dtype, o.inputs, exact, o.reference if o.reference is not None else math.nan
+        ),
+    }
+
+
+def cell_record(cell: Cell, findings: list[dict]) -> dict:
+    counts = {c: cell.counts[c] for c in CLASSES if cell.counts[c]}
+    return {
+        "loss": cell.loss,
+        "impl": cell.impl.id,
+        "dtype": cell.dtype,
+        "cases": cell.cases,
+        "max_ulp": R.number(cell.max_ulp),
+        "tolerance": cell.tolerance,
+        "counts": counts,
+        "worst_class": worst(counts),
+        "worst": findings[0] if findings else None,
+        "seconds": round(cell.seconds, 3),
+    }
+
+
+def run(
+    selection: Selection,
+    *,
+    budget: int = DEFAULT_BUDGET,
+    seconds: float | None = None,
+    seed: int = 0,
+    tolerance: float = DEFAULT_TOLERANCE,
+    progress=None,
+) -> dict:
+    """Run every selected cell; the results file's content."""
+    start = time.monotonic()
+    created = R.now()
+    cells, findings = [], []
+    total = len(selection.cells)
+    complete = True
+    for n, (impl, dtype) in enumerate(selection.cells):
+        deadline = None
+        if seconds is not None:
+            left = seconds - (time.monotonic() - start)
+            if left <= 0:
+                complete = False
+                break
+            deadline = time.monotonic() + left / (total - n)
+        if progress:
+            progress(n, total, impl, dtype)
+        cell = run_cell(
+            impl, dtype, budget=budget, campaign_seed=seed, tolerance=tolerance, deadline=deadline
+        )
+        kept = [finding(cell, o) for o in finalise(cell)]
+        cells.append(cell_record(cell, kept))
+        findings.extend(kept)
+    return {
+        "schema": R.SCHEMA,
+        "created": created,
+        "seed": seed,
+        "budget": budget if seconds is None else {"seconds": seconds},
+        "versions": R.versions(),
+        "complete": complete,
+        "elapsed_seconds": round(time.monotonic() - start, 3),
+        "skipped": selection.skipped,
+        "cells": cells,
+        "findings": findings,
+    }
+
+
+def progress_bar(stream=sys.stderr):
+    """A one-line progress display on a terminal; silent otherwise."""
+    if not stream.isatty():
+        return None
+
+    def show(n, total, impl, dtype):
+        stream.write(f"\r\033[K[{n + 1}/{total}] {impl.id} [{dtype}]")
+        stream.flush()
+
+    return show
+
+
+def summary_table(data: dict) -> str:
+    """cell, cases, max ULP and counts per class: one line a cell."""
+    rows = [("impl", "dtype", "cases", "max ULP", "worst", "findings")]
+    for c in data["cells"]:
+        bad = ", ".join(f"{k} {v}" for k, v in c["counts"].items() if k not in ("exact", "ok"))
+        rows.append(
+            (
+                c["impl"],
+                c["dtype"],
+                str(c["cases"]),
+                _ulp_text(c["max_ulp"]),
+                c["worst_class"],
+                bad or "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for r in rows:
+        lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1])
+    return "\n".join(lines)
+
+
+def _ulp_text(v) -> str:
+    if isinstance(v, str):
+        return v
+    return f"{v:.3g}" if v < 1e6 else f"{v:.2e}"

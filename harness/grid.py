@@ -1,0 +1,123 @@
+"""The deterministic edge grid: known-dangerous inputs every cell checks before fuzzing.
+
+For logits: each danger point of the dtype (``strategies.danger_points``) and its
+two neighbours on each side, +-0, +-inf, NaN, the extremes, and round numbers
+from 1 to 1000; crossed with labels 0, 1, 1/2 and one ULP from each end. For
+probabilities: 0, 1, the smallest subnormal and normal, 1e-7 (Keras' epsilon),
+1/2 and one and two ULPs below 1. Class-axis losses get two- and three-class rows
+built from the same values, masked (-inf) rows and a single class.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from functools import cache
+
+import numpy as np
+
+from harness.strategies import _ordinal_step, danger_points
+from oracles import get_format, get_loss
+
+ROUND = [1.0, 2.0, 10.0, 20.0, 30.0, 50.0, 100.0, 1000.0]
+
+
+@cache
+def logit_points(dtype: str) -> tuple[float, ...]:
+    fmt = get_format(dtype)
+    pts = set()
+    for p in danger_points(fmt):
+        for k in (-2, -1, 0, 1, 2):
+            pts.add(_ordinal_step(p, fmt, k))
+    pts.update([fmt.min_subnormal, fmt.max_finite, math.inf])
+    pts.update(float(fmt.cast(v)) for v in ROUND)
+    pts |= {-p for p in pts}
+    return tuple(sorted(p for p in pts if not math.isnan(p))) + (math.nan,)
+
+
+@cache
+def label_points(dtype: str) -> tuple[float, ...]:
+    fmt = get_format(dtype)
+    return (0.0, 1.0, 0.5, fmt.min_subnormal, _ordinal_step(1.0, fmt, -1))
+
+
+@cache
+def prob_points(dtype: str) -> tuple[float, ...]:
+    fmt = get_format(dtype)
+    return (
+        0.0,
+        fmt.min_subnormal,
+        fmt.min_normal,
+        float(fmt.cast(1e-7)),
+        float(fmt.cast(1e-3)),
+        0.5,
+        _ordinal_step(1.0, fmt, -2),
+        _ordinal_step(1.0, fmt, -1),
+        1.0,
+    )
+
+
+def _arr(values, dtype):
+    return get_format(dtype).cast(np.asarray(values, dtype=np.float64))
+
+
+@cache
+def _grid(loss: str, dtype: str) -> tuple:
+    spec = get_loss(loss)
+    xs = logit_points(dtype)
+    zs = label_points(dtype)
+    batches: list[dict] = []
+    if spec.shape == "elementwise":
+        primary = xs if spec.primary == "logits" else prob_points(dtype)
+        if not spec.labels:
+            batches.append({spec.primary: _arr(primary, dtype)})
+        elif "pos_weight" in spec.params:
+            combos = list(itertools.product(primary, zs, (0.0, 1.0, 2.5, 100.0)))
+            x, z, q = zip(*combos)
+            batches.append(
+                {
+                    spec.primary: _arr(x, dtype),
+                    "labels": _arr(z, dtype),
+                    "pos_weight": _arr(q, dtype),
+                }
+            )
+        else:
+            x, z = zip(*itertools.product(primary, zs))
+            batches.append({spec.primary: _arr(x, dtype), "labels": _arr(z, dtype)})
+        return tuple(batches)
+    finite = [x for x in xs if math.isfinite(x)]
+    if spec.primary == "logits":
+        rows2 = [[x, 0.0] for x in xs] + [[x, -x] for x in finite] + [[x, x] for x in finite]
+        rows2 += [[-math.inf, -math.inf], [math.inf, math.inf], [math.inf, -math.inf]]
+        rows3 = [[x, 0.0, -math.inf] for x in finite] + [[0.0, x, x] for x in finite]
+    else:
+        ps = prob_points(dtype)
+        rows2 = [[p, q] for p in ps for q in ps]
+        rows3 = [[p, 0.5, 0.25] for p in ps]
+    groups = [rows2, rows3]
+    if spec.labels is None or spec.labels == "sparse":
+        groups.append([[x] for x in (finite if spec.primary == "logits" else [1.0])])
+    for rows in groups:
+        k = len(rows[0])
+        if spec.labels is None:
+            batches.append({spec.primary: _arr(rows, dtype)})
+            continue
+        for cls in range(k):
+            if spec.labels == "sparse":
+                labels = np.full(len(rows), cls, dtype=np.int64)
+            else:
+                labels = _arr([[1.0 if j == cls else 0.0 for j in range(k)]] * len(rows), dtype)
+            batches.append({spec.primary: _arr(rows, dtype), "labels": labels})
+        if spec.labels == "dense":
+            batches.append(
+                {
+                    spec.primary: _arr(rows, dtype),
+                    "labels": _arr([[1.0 / k] * k] * len(rows), dtype),
+                }
+            )
+    return tuple(batches)
+
+
+def edge_grid(loss: str, dtype: str) -> list[dict]:
+    """Batches of inputs for ``loss`` in ``dtype``; the same on every call."""
+    return [dict(b) for b in _grid(loss, dtype)]

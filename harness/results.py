@@ -1,0 +1,155 @@
+"""The results file (DESIGN.md, schema v1): written atomically, read with clear errors.
+
+Floats that must round-trip are ``float.hex()`` strings with a readable repr
+beside them; NaN and infinities are "nan", "inf", "-inf".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+
+import mpmath
+import numpy as np
+
+SCHEMA = "lossfuzz/results/1"
+
+
+class ResultsError(ValueError):
+    """A results file that is missing, malformed or of another schema."""
+
+
+def hexfloat(v: float) -> str:
+    v = float(v)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return v.hex()
+
+
+def unhex(s) -> float:
+    if isinstance(s, (int, float)):
+        return float(s)
+    return float(s) if s in ("nan", "inf", "-inf") else float.fromhex(s)
+
+
+def number(v: float):
+    """A float for JSON: itself when finite, else its string name."""
+    v = float(v)
+    return v if math.isfinite(v) else hexfloat(v)
+
+
+def encode_inputs(inputs: dict) -> dict:
+    out = {}
+    for name, value in inputs.items():
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind in "iub":
+                out[name] = {
+                    "ints": value.astype(np.int64).ravel().tolist(),
+                    "shape": list(value.shape),
+                }
+            else:
+                flat = value.astype(np.float64).ravel().tolist()
+                out[name] = {
+                    "hex": [hexfloat(v) for v in flat],
+                    "repr": [repr(v) for v in flat],
+                    "shape": list(value.shape),
+                }
+        else:
+            out[name] = value
+    return out
+
+
+def decode_inputs(encoded: dict, dtype: str) -> dict:
+    from oracles import get_format
+
+    fmt = get_format(dtype)
+    out = {}
+    for name, value in encoded.items():
+        if isinstance(value, dict) and "ints" in value:
+            out[name] = np.asarray(value["ints"], dtype=np.int64).reshape(value["shape"])
+        elif isinstance(value, dict) and "hex" in value:
+            flat = [unhex(h) for h in value["hex"]]
+            out[name] = fmt.cast(np.asarray(flat, dtype=np.float64)).reshape(value["shape"])
+        else:
+            out[name] = value
+    return out
+
+
+def exact_text(v: mpmath.mpf | None, digits: int = 20) -> str:
+    if v is None:
+        return "n/a"
+    return mpmath.nstr(v, digits)
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version(), "lossfuzz": _version("lossfuzz")}
+    for dist, key in [
+        ("numpy", "numpy"),
+        ("mpmath", "mpmath"),
+        ("torch", "torch"),
+        ("tensorflow-cpu", "tensorflow"),
+        ("tensorflow", "tensorflow"),
+        ("keras", "keras"),
+        ("scipy", "scipy"),
+        ("scikit-learn", "sklearn"),
+        ("hypothesis", "hypothesis"),
+    ]:
+        if out.get(key) is None:
+            out[key] = _version(dist)
+    return out
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_atomic(path: str, data: dict) -> None:
+    """Write JSON to a temporary file beside ``path`` and rename it over: never half-written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path: str) -> dict:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ResultsError(f"{path}: is a directory") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise ResultsError(f"{path}: not a text file") from None
+    if not isinstance(data, dict) or "schema" not in data:
+        raise ResultsError(f"{path}: not a lossfuzz results file (no schema)")
+    if data["schema"] != SCHEMA:
+        raise ResultsError(f"{path}: schema {data['schema']!r}, expected {SCHEMA!r}")
+    for key in ("cells", "findings"):
+        if not isinstance(data.get(key), list):
+            raise ResultsError(f"{path}: missing or malformed {key!r}")
+    return data

@@ -1,0 +1,279 @@
+"""Run a cell: score an impl against the oracle on the edge grid, then fuzz it.
+
+Data flows one way: strategies and the grid make batches of inputs, ``score``
+calls the impl and the oracle and classes every element, a ``Cell`` keeps the
+counts and the worst observation of each class, and ``finalise`` shrinks each of
+those to a minimal single case, confirms it and turns it into a finding. The
+Hypothesis search is pointed at the worst ULP error with ``target()``.
+
+Determinism: each cell's search runs with ``@seed`` set from the campaign seed and
+the cell's name, no example database, and no phase that depends on time, so the
+same seed, versions and budget give the same results.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+
+import mpmath
+import numpy as np
+from hypothesis import HealthCheck, Phase, given, seed, settings, target
+
+import oracles
+from harness.grid import edge_grid
+from harness.metrics import DEFAULT_TOLERANCE, FINDING_CLASSES, SEVERITY, Score, classify
+from harness.registry import Impl
+from harness.strategies import from_loss
+
+TARGET_CAP = 1e30  # target() needs finite scores; inf ULP (NaN, overflow) maps here
+
+
+@dataclass
+class Observation:
+    """One scored output element, with the single case (batch of one) that produced it."""
+
+    inputs: dict  # cast inputs of the single case, class axis last
+    index: int  # the element within that case's output (rowwise losses have several)
+    score: Score
+    got: float | None
+    exact: mpmath.mpf | None
+    reference: float | None
+    error: str | None = None  # "TypeName: message" when the impl raised
+
+    @property
+    def cls(self) -> str:
+        return self.score.cls
+
+
+def single_case(inputs: dict, spec: oracles.Loss, row: int) -> dict:
+    """The row-th case of a batch, as a batch of one."""
+    out = {}
+    for name, value in inputs.items():
+        if isinstance(value, np.ndarray) and value.ndim >= 1:
+            out[name] = value[row : row + 1]
+        else:
+            out[name] = value
+    return out
+
+
+def _error_score() -> Score:
+    return Score("error", math.inf, math.inf)
+
+
+def score(impl: Impl, dtype: str, inputs: dict, tolerance: float) -> list[Observation]:
+    """Call the impl on a batch and class every element of its answer."""
+    ev = oracles.evaluate(impl.loss, dtype, **inputs)
+    spec = ev.loss
+    cast = dict(ev.inputs)
+    try:
+        got = np.asarray(impl(cast, dtype))
+        if got.shape != ev.reference.shape:
+            raise ValueError(f"returned shape {got.shape}, expected {ev.reference.shape}")
+    except Exception as exc:  # noqa: BLE001 - an impl failing is a finding, not our crash
+        n = ev.reference.shape[0] if ev.reference.ndim else 1
+        if n > 1:  # find which cases raise; score the others
+            out = []
+            for row in range(n):
+                out += score(impl, dtype, single_case(cast, spec, row), tolerance)
+            return out
+        message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return [Observation(cast, 0, _error_score(), None, None, None, message[:500])]
+    per_case = int(np.prod(ev.reference.shape[1:])) if ev.reference.ndim > 1 else 1
+    out = []
+    flat_got = got.astype(np.float64).ravel()
+    for i, (g, exact, ref) in enumerate(
+        zip(flat_got, ev.exact.ravel(), ev.reference.astype(np.float64).ravel())
+    ):
+        s = classify(g, exact, ref, ev.fmt, tolerance=tolerance, is_loss=spec.is_loss)
+        row, index = divmod(i, per_case) if ev.reference.ndim else (0, 0)
+        case = single_case(cast, spec, row) if ev.reference.ndim else cast
+        out.append(Observation(case, index, s, float(g), exact, float(ref)))
+    return out
+
+
+def _rank(o: Observation) -> tuple:
+    ulp = o.score.ulp if not math.isnan(o.score.ulp) else math.inf
+    return (SEVERITY[o.cls], ulp, o.score.abs_error)
+
+
+@dataclass
+class Cell:
+    loss: str
+    impl: Impl
+    dtype: str
+    tolerance: float = DEFAULT_TOLERANCE
+    cases: int = 0
+    counts: Counter = field(default_factory=Counter)
+    max_ulp: float = 0.0
+    worst_of: dict = field(default_factory=dict)  # class -> Observation
+    seconds: float = 0.0
+
+    def add(self, observations: list[Observation]) -> float:
+        """Record a batch; returns its worst ULP error (for target())."""
+        worst = 0.0
+        for o in observations:
+            self.cases += 1
+            self.counts[o.cls] += 1
+            ulp = o.score.ulp
+            if not math.isnan(ulp):
+                self.max_ulp = max(self.max_ulp, ulp)
+                worst = max(worst, ulp)
+            if o.cls in FINDING_CLASSES:
+                best = self.worst_of.get(o.cls)
+                if best is None or _rank(o) > _rank(best):
+                    self.worst_of[o.cls] = o
+        return worst
+
+
+def run_grid(cell: Cell) -> None:
+    for batch in edge_grid(cell.impl.loss, cell.dtype):
+        cell.add(score(cell.impl, cell.dtype, batch, cell.tolerance))
+
+
+def cell_seed(campaign_seed: int, cell: Cell) -> int:
+    return zlib.crc32(f"{campaign_seed}:{cell.impl.id}:{cell.dtype}".encode())
+
+
+def fuzz(cell: Cell, *, budget: int, campaign_seed: int, deadline: float | None = None) -> None:
+    """Hypothesis search over the cell's inputs, climbing towards the worst ULP error."""
+    if budget <= 0:
+        return
+    strategy = from_loss(
+        cell.impl.loss, dtype=cell.dtype, label_smoothing="label_smoothing" in cell.impl.params
+    )
+
+    @seed(cell_seed(campaign_seed, cell))
+    @settings(
+        max_examples=budget,
+        database=None,
+        deadline=None,
+        derandomize=False,
+        phases=[Phase.generate, Phase.target],
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+    )
+    @given(strategy)
+    def explore(inputs):
+        if deadline is not None and time.monotonic() > deadline:
+            return  # the campaign's time is spent: let the remaining examples pass by
+        try:
+            observations = score(cell.impl, cell.dtype, inputs, cell.tolerance)
+        except oracles.DomainError:
+            return  # the strategies stay in the domain; this guards against edge casts
+        worst = cell.add(observations)
+        target(math.log2(1.0 + min(worst, TARGET_CAP)), label="log2(1 + ULP error)")
+
+    explore()
+
+
+def run_cell(
+    impl: Impl,
+    dtype: str,
+    *,
+    budget: int,
+    campaign_seed: int,
+    tolerance: float = DEFAULT_TOLERANCE,
+    deadline: float | None = None,
+) -> Cell:
+    start = time.monotonic()
+    cell = Cell(impl.loss, impl, dtype, tolerance)
+    run_grid(cell)
+    fuzz(cell, budget=budget, campaign_seed=campaign_seed, deadline=deadline)
+    cell.seconds = time.monotonic() - start
+    return cell
+
+
+# ------------------------------------------------------------------ shrinking
+
+
+def _simpler_values(v: float, dtype: str, is_label: bool) -> list[float]:
+    """Candidates simpler than v, simplest first: 0, 1, short decimals, fewer bits."""
+    if not math.isfinite(v) or v == 0:
+        return []
+    fmt = oracles.get_format(dtype)
+    out = [0.0, 1.0, 0.5] if is_label else [0.0, math.copysign(1.0, v)]
+    for digits in range(1, 5):
+        out.append(float(fmt.cast(float(f"{v:.{digits}g}"))))
+    if abs(v) < 2**53:
+        out.append(float(round(v)))
+    m, e = math.frexp(v)
+    for bits in range(1, fmt.precision):
+        out.append(float(fmt.cast(math.ldexp(math.trunc(m * 2**bits) / 2**bits, e))))  # toward 0
+    seen, result = set(), []
+    for c in out:
+        if c != v and c not in seen and math.isfinite(c):
+            seen.add(c)
+            result.append(c)
+    return result
+
+
+def shrink(
+    impl: Impl, dtype: str, o: Observation, tolerance: float, rounds: int = 3
+) -> Observation:
+    """Greedily simplify each input value of a single case while its class stays the same."""
+    current = o
+    for _ in range(rounds):
+        changed = False
+        for name, value in current.inputs.items():
+            if not isinstance(value, np.ndarray) or value.dtype.kind in "iub":
+                continue  # class indices stay as they are
+            flat = value.astype(np.float64).ravel()
+            for pos in range(flat.size):
+                for candidate in _simpler_values(float(flat[pos]), dtype, name == "labels"):
+                    trial = flat.copy()
+                    trial[pos] = candidate
+                    inputs = dict(current.inputs)
+                    inputs[name] = oracles.get_format(dtype).cast(trial).reshape(value.shape)
+                    found = _same_class(impl, dtype, inputs, current, tolerance)
+                    if found is not None:
+                        current, flat, changed = found, trial, True
+                        break
+        if not changed:
+            break
+    return current
+
+
+def _same_class(impl, dtype, inputs, like: Observation, tolerance) -> Observation | None:
+    try:
+        observations = score(impl, dtype, inputs, tolerance)
+    except (oracles.DomainError, ValueError, TypeError):
+        return None
+    if like.index >= len(observations):
+        return None
+    o = observations[like.index]
+    # same class, and an error of the same order: the worst case must not shrink away
+    if o.cls == like.cls and not o.score.ulp < like.score.ulp / 2:
+        return o
+    return None
+
+
+def confirm(impl: Impl, dtype: str, o: Observation, tolerance: float) -> bool:
+    """The impl gives the same bits on a second call, and the oracle agrees again."""
+    again = _same_class(impl, dtype, o.inputs, o, tolerance)
+    if again is None:
+        return False
+    if o.got is None:
+        return again.got is None
+    return again.got == o.got or (math.isnan(again.got) and math.isnan(o.got))
+
+
+def finalise(cell: Cell) -> list[Observation]:
+    """The cell's findings: the worst case of each class, shrunk and confirmed, worst first.
+
+    A batch only gives a lead: frameworks take other code paths for other batch
+    sizes, so each lead is scored again as a case of one (what the reproducer
+    runs) before it is shrunk and confirmed; one that changes class alone is dropped.
+    """
+    findings = []
+    for lead in cell.worst_of.values():
+        alone = _same_class(cell.impl, cell.dtype, lead.inputs, lead, cell.tolerance)
+        if alone is None:
+            continue
+        small = shrink(cell.impl, cell.dtype, alone, cell.tolerance)
+        if confirm(cell.impl, cell.dtype, small, cell.tolerance):
+            findings.append(small)
+    return sorted(findings, key=_rank, reverse=True)

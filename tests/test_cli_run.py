@@ -1,0 +1,155 @@
+"""`lossfuzz run` and `lossfuzz repro` from the command line: results, exit codes, errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from harness.results import SCHEMA
+
+
+def lossfuzz(*args, env=None, cwd=None):
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=full_env,
+        cwd=cwd,
+    )
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "results.json"
+    r = lossfuzz(
+        "run",
+        "--impl",
+        "naive:sigmoid_then_log",
+        "--impl",
+        "torch:binary_cross_entropy_with_logits",
+        "--dtype",
+        "float16",
+        "--budget",
+        "5",
+        "--out",
+        str(out),
+    )
+    return r, out
+
+
+def test_run_writes_a_schema_v1_results_file_and_a_summary(small_run):
+    r, out = small_run
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    assert data["schema"] == SCHEMA and data["complete"] is True
+    assert {c["impl"] for c in data["cells"]} == {
+        "naive:sigmoid_then_log",
+        "torch:binary_cross_entropy_with_logits",
+    }
+    for key in ("created", "seed", "budget", "versions", "cells", "findings"):
+        assert key in data
+    assert data["versions"]["torch"] and data["versions"]["mpmath"]
+    assert "naive:sigmoid_then_log" in r.stdout and "findings" in r.stdout
+    assert "Traceback" not in r.stderr and "oneDNN" not in r.stderr
+
+
+def test_run_rediscovers_the_naive_formulas_overflow_and_nan(small_run):
+    _, out = small_run
+    data = json.loads(out.read_text())
+    naive = [f for f in data["findings"] if f["impl"] == "naive:sigmoid_then_log"]
+    assert {"nan", "overflow"} <= {f["class"] for f in naive}
+    for f in naive:
+        assert f["confirmed"] and f["reproducer"].startswith("# lossfuzz reproducer")
+        assert f["message"].startswith("naive:sigmoid_then_log(")
+
+
+def test_repro_says_every_finding_still_reproduces(small_run):
+    _, out = small_run
+    r = lossfuzz("repro", str(out))
+    assert r.returncode == 0, r.stdout + r.stderr
+    n = len(json.loads(out.read_text())["findings"])
+    assert f"{n} of {n} findings reproduce" in r.stdout
+
+
+def test_repro_of_one_finding_and_of_a_finding_that_is_not_there(small_run):
+    _, out = small_run
+    assert lossfuzz("repro", str(out), "--finding", "0").returncode == 0
+    r = lossfuzz("repro", str(out), "--finding", "999")
+    assert r.returncode == 2 and "the file has" in r.stderr
+
+
+def test_user_code_is_fuzzed_with_module_colon_function(tmp_path):
+    (tmp_path / "mylosses.py").write_text(
+        "import numpy as np\n"
+        "def my_bce(logits, labels):\n"
+        "    q = 1 / (1 + np.exp(-logits))\n"
+        "    return -(labels * np.log(q) + (1 - labels) * np.log(1 - q))\n"
+    )
+    out = tmp_path / "r.json"
+    r = lossfuzz(
+        "run",
+        "--impl",
+        "mylosses:my_bce",
+        "--loss",
+        "sigmoid_cross_entropy_with_logits",
+        "--dtype",
+        "float32",
+        "--budget",
+        "3",
+        "--out",
+        str(out),
+        env={"PYTHONPATH": str(tmp_path)},
+    )
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    assert data["cells"][0]["impl"] == "user:mylosses:my_bce"
+    f = next(f for f in data["findings"] if f["class"] == "nan")
+    assert "from mylosses import my_bce" in f["reproducer"]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["run", "--impl", "torch:binary_cross_entropy_with_logit"], "did you mean"),
+        (["run", "--loss", "sigmoid_crossentropy"], "unknown loss"),
+        (["run", "--dtype", "float8"], "unknown dtype"),
+        (["run", "--budget", "-1"], "must be >= 0"),
+        (["run", "--budget", "ten"], "is not an integer"),
+        (["run", "--seed", "x"], "is not an integer"),
+        (["run", "--seconds", "0"], "positive number of seconds"),
+        (["run", "--budget", "3", "--seconds", "3"], "not allowed with"),
+        (["run", "--impl", "nosuchmodule_xyz:f", "--loss", "softplus"], "cannot load"),
+        (["run", "--impl", "nosuchmodule_xyz:f"], "name the loss"),
+        (["run", "--impl", "naive:softplus", "--out", "/proc/lossfuzz/r.json"], "cannot write"),
+        (["repro", "/nonexistent/results.json"], "no such file"),
+    ],
+)
+def test_bad_input_to_run_and_repro_is_one_line_and_exit_2(args, message, tmp_path):
+    r = lossfuzz(*args, cwd=tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()  # no half-written output
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ('{"schema": "lossfuzz/results/1", "cells": [', "not valid JSON"),
+        (
+            '{"schema": "lossfuzz/results/9", "cells": [], "findings": []}',
+            "schema 'lossfuzz/results/9'",
+        ),
+        ("[1, 2]", "not a lossfuzz results file"),
+        ('{"schema": "lossfuzz/results/1", "cells": {}}', "missing or malformed"),
+    ],
+)
+def test_repro_of_a_broken_results_file_is_one_line_and_exit_2(content, message, tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(content)
+    r = lossfuzz("repro", str(path))
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
