@@ -153,3 +153,96 @@ def test_repro_of_a_broken_results_file_is_one_line_and_exit_2(content, message,
     path.write_text(content)
     r = lossfuzz("repro", str(path))
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def make_plugin(root):
+    """A package shipping impls through the lossfuzz.impls entry point, laid out as pip would."""
+    (root / "fakeimpls.py").write_text(
+        "from harness.registry import implementation\n"
+        "implementation('fake:log1p_softplus', loss='softplus', call='np.log1p(np.exp(logits))')\n"
+        "implementation('fake:needs_missing', loss='softplus', call='np.log1p(np.exp(logits))',\n"
+        "               requires=('lossfuzz_missing_framework',))\n"
+    )
+    info = root / "fakeimpls-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeimpls\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[lossfuzz.impls]\nfake = fakeimpls\n")
+
+
+def test_a_package_adds_impls_through_the_entry_point_group(tmp_path):
+    make_plugin(tmp_path)
+    out = tmp_path / "r.json"
+    r = lossfuzz(
+        "run",
+        "--impl",
+        "fake:log1p_softplus",
+        "--dtype",
+        "float32",
+        "--budget",
+        "2",
+        "--out",
+        str(out),
+        env={"PYTHONPATH": str(tmp_path)},
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["cells"][0]["impl"] == "fake:log1p_softplus"
+
+
+def test_a_framework_that_is_not_installed_is_skipped_with_one_line(tmp_path):
+    make_plugin(tmp_path)
+    out = tmp_path / "r.json"
+    r = lossfuzz(
+        "run",
+        "--impl",
+        "fake:needs_missing",
+        "--impl",
+        "fake:log1p_softplus",
+        "--dtype",
+        "float64",
+        "--budget",
+        "2",
+        "--out",
+        str(out),
+        env={"PYTHONPATH": str(tmp_path)},
+    )
+    assert r.returncode == 0, r.stderr
+    skipped = [line for line in r.stderr.splitlines() if line.startswith("skipped:")]
+    assert len(skipped) == 1 and "lossfuzz_missing_framework is not installed" in skipped[0]
+    data = json.loads(out.read_text())
+    assert data["skipped"][0]["impl"] == "fake:needs_missing"
+    assert [c["impl"] for c in data["cells"]] == ["fake:log1p_softplus"]
+
+
+def test_only_skipped_impls_is_an_error_not_an_empty_run(tmp_path):
+    make_plugin(tmp_path)
+    r = lossfuzz(
+        "run", "--impl", "fake:needs_missing", env={"PYTHONPATH": str(tmp_path)}, cwd=tmp_path
+    )
+    assert r.returncode == 2 and "no cells to run" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def _without_timing(data):
+    data = {k: v for k, v in data.items() if k not in ("created", "elapsed_seconds")}
+    data["cells"] = [{k: v for k, v in c.items() if k != "seconds"} for c in data["cells"]]
+    return data
+
+
+def test_the_same_seed_and_budget_give_the_same_results_file(tmp_path):
+    args = [
+        "run",
+        "--impl",
+        "torch:cross_entropy",
+        "--impl",
+        "naive:softplus",
+        "--dtype",
+        "bfloat16",
+        "--budget",
+        "8",
+        "--seed",
+        "3",
+    ]
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    assert lossfuzz(*args, "--out", str(a)).returncode == 0
+    assert lossfuzz(*args, "--out", str(b)).returncode == 0
+    assert _without_timing(json.loads(a.read_text())) == _without_timing(json.loads(b.read_text()))
