@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: venv test test-slow lint report clean
+.PHONY: venv browser test test-slow lint report clean
 
 venv: $(STAMP)
 
@@ -16,7 +16,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[frameworks,report,test]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# Headless Chromium and its driver, for the report's browser tests (Debian packages).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then \
+		echo "installing chromium and chromium-driver (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "no chromium and no apt-get: the browser tests will be skipped"; fi
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)
@@ -27,7 +35,8 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check harness oracles reports tests bench
 
 report: $(STAMP)
-	@echo "make report arrives with the HTML report (issue 4)"
+	$(PY) -m harness run --out out/results.json
+	@$(PY) -m harness report out/results.json -o out/report.html
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis

@@ -11,6 +11,7 @@ import numpy as np
 
 import oracles
 from harness import results as R
+from harness.errors import UsageError
 from harness.metrics import CLASSES, DEFAULT_TOLERANCE, worst
 from harness.registry import Impl, get_impl, load_all, skipped_reason, user_impl
 from harness.reproducer import reproducer
@@ -34,7 +35,10 @@ def select(losses=(), impls=(), dtypes=()) -> Selection:
     for loss in losses:
         oracles.get_loss(loss)
     for dtype in dtypes:
-        oracles.get_format(dtype)
+        try:
+            oracles.get_format(dtype)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     registry = load_all()
     chosen: list[Impl] = []
     for name in impls:
@@ -42,7 +46,7 @@ def select(losses=(), impls=(), dtypes=()) -> Selection:
             chosen.append(registry[name])
         elif ":" in name and name.partition(":")[0] not in {i.backend for i in registry.values()}:
             if len(losses) != 1:
-                raise ValueError(
+                raise UsageError(
                     f"--impl {name} is user code: name the loss it computes with one --loss"
                 )
             chosen.append(user_impl(name, losses[0]))
@@ -121,7 +125,7 @@ def finding(cell: Cell, o: Observation) -> dict:
         "impl": impl.id,
         "dtype": cell.dtype,
         "class": o.cls,
-        "inputs": R.encode_inputs(o.inputs),
+        "inputs": R.encode_inputs(o.inputs, cell.dtype),
         "index": o.index,
         "exact": exact,
         "reference": R.hexfloat(o.reference) if o.reference is not None else None,
@@ -149,12 +153,27 @@ def cell_record(cell: Cell, findings: list[dict]) -> dict:
         "dtype": cell.dtype,
         "cases": cell.cases,
         "max_ulp": R.number(cell.max_ulp),
+        "max_finite_ulp": R.number(cell.max_finite_ulp),
         "tolerance": cell.tolerance,
         "counts": counts,
         "worst_class": worst(counts),
         "worst": findings[0] if findings else None,
         "seconds": round(cell.seconds, 3),
+        "profile": {
+            "axis": _axis_name(cell.loss),
+            "points": [
+                [R.number(x), R.number(u), c, R.number(g), R.number(e)]
+                for x, u, c, g, e in sorted(cell.profile.values(), key=lambda p: p[0])
+            ],
+        },
     }
+
+
+def _axis_name(loss: str) -> str:
+    spec = oracles.get_loss(loss)
+    if spec.shape != "elementwise":
+        return "row spread (max - min)"
+    return "probability" if spec.primary == "probs" else "logit"
 
 
 def run(

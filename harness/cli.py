@@ -11,12 +11,9 @@ import json
 import sys
 
 import harness
+from harness.errors import UsageError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Bad input to lossfuzz: one line for the user, exit code 2."""
 
 
 def _parse_value(name: str, text: str):
@@ -52,7 +49,12 @@ def cmd_oracle(args) -> int:
         if not sep:
             raise UsageError(f"expected NAME=VALUE, got {item!r}")
         inputs[name] = _parse_value(name, text)
-    ev = oracles.evaluate(args.loss, args.dtype, **inputs)
+    try:
+        ev = oracles.evaluate(args.loss, args.dtype, **inputs)
+    except (oracles.DomainError, oracles.UnknownName):
+        raise
+    except (TypeError, ValueError) as exc:  # wrong input names, shapes or dtype: the user's
+        raise UsageError(str(exc)) from None
     with mpmath.workdps(args.digits):
         for index in np.ndindex(ev.reference.shape):
             exact = ev.exact[index]
@@ -166,6 +168,28 @@ def cmd_repro(args) -> int:
     return EXIT_OK if not changed else EXIT_FINDINGS
 
 
+def cmd_report(args) -> int:
+    from harness import results
+
+    data = results.load(args.results)
+    if args.format == "markdown":
+        from reports.markdown import markdown
+
+        text = markdown(data)
+        if args.output is None:
+            sys.stdout.write(text)
+            return EXIT_OK
+    else:
+        from reports.render import html
+
+        text = html(data, plots=not args.no_plots)
+    out = args.output or "out/report.html"
+    _check_writable(out)
+    results.write_text_atomic(out, text)
+    print(out)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lossfuzz",
@@ -202,6 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="out/results.json")
     s.set_defaults(func=cmd_run)
 
+    s = sub.add_parser("report", help="render a results file as HTML or Markdown")
+    s.add_argument("results")
+    s.add_argument("-o", "--output", help="default out/report.html (Markdown: stdout)")
+    s.add_argument("--format", choices=("html", "markdown"), default="html")
+    s.add_argument("--no-plots", action="store_true", help="skip the per-cell plots")
+    s.set_defaults(func=cmd_report)
+
     s = sub.add_parser("repro", help="re-run the findings of a results file")
     s.add_argument("results")
     s.add_argument("--finding", type=_positive_int, help="only finding N (0-based)")
@@ -222,18 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         from harness.campaign import DEFAULT_BUDGET
 
         args.budget = DEFAULT_BUDGET if args.seconds is None else 10**9
-    from harness.results import ResultsError
-
     try:
         return args.func(args)
-    except (
-        UsageError,
-        ResultsError,
-        oracles.DomainError,
-        oracles.UnknownName,
-        TypeError,
-        ValueError,
-    ) as exc:
+    except (UsageError, oracles.DomainError, oracles.UnknownName) as exc:
         print(f"lossfuzz: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -30,6 +30,7 @@ from importlib import metadata
 import numpy as np
 
 from harness.backends import BACKENDS, Backend, quiet_stderr
+from harness.errors import UsageError
 from oracles import DTYPES, UnknownName, get_loss
 
 BACKEND_MODULES = (
@@ -177,16 +178,16 @@ def user_impl(spec: str, loss: str) -> Impl:
     """Register ``module:function`` (a user's loss on NumPy arrays) as impl ``user:spec``."""
     module, sep, attr = spec.partition(":")
     if not sep or not module or not attr:
-        raise ValueError(f"--impl {spec!r} is neither a known impl id nor module:function")
+        raise UsageError(f"--impl {spec!r} is neither a known impl id nor module:function")
     impl_id = f"user:{spec}"
     if impl_id in IMPLS:
         return IMPLS[impl_id]
     try:
         fn = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot load {spec!r}: {type(exc).__name__}: {exc}") from None
+        raise UsageError(f"cannot load {spec!r}: {type(exc).__name__}: {exc}") from None
     if not callable(fn):
-        raise ValueError(f"{spec!r} is not callable")
+        raise UsageError(f"{spec!r} is not callable")
     implementation(impl_id, loss=loss)(fn)
     return IMPLS[impl_id]
 

@@ -17,10 +17,12 @@ from importlib import metadata
 import mpmath
 import numpy as np
 
+from harness.errors import UsageError
+
 SCHEMA = "lossfuzz/results/1"
 
 
-class ResultsError(ValueError):
+class ResultsError(UsageError):
     """A results file that is missing, malformed or of another schema."""
 
 
@@ -45,7 +47,10 @@ def number(v: float):
     return v if math.isfinite(v) else hexfloat(v)
 
 
-def encode_inputs(inputs: dict) -> dict:
+def encode_inputs(inputs: dict, dtype: str) -> dict:
+    from oracles import get_format
+
+    fmt = get_format(dtype)
     out = {}
     for name, value in inputs.items():
         if isinstance(value, np.ndarray):
@@ -58,7 +63,7 @@ def encode_inputs(inputs: dict) -> dict:
                 flat = value.astype(np.float64).ravel().tolist()
                 out[name] = {
                     "hex": [hexfloat(v) for v in flat],
-                    "repr": [repr(v) for v in flat],
+                    "repr": [fmt.short(v) for v in flat],
                     "shape": list(value.shape),
                 }
         else:
@@ -118,14 +123,21 @@ def now() -> str:
 
 
 def write_atomic(path: str, data: dict) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it over: never half-written."""
+    """Write a results file as JSON, atomically."""
+    write_text_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write to a temporary file beside ``path`` and rename it over: never half-written."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, allow_nan=False)
-            f.write("\n")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; an output file follows the umask
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -30,6 +30,8 @@ from harness.registry import Impl
 from harness.strategies import from_loss
 
 TARGET_CAP = 1e30  # target() needs finite scores; inf ULP (NaN, overflow) maps here
+PROFILE_BINS = 400  # at most this many points of error against input per cell
+BINS_PER_OCTAVE = 4
 
 
 @dataclass
@@ -109,8 +111,10 @@ class Cell:
     cases: int = 0
     counts: Counter = field(default_factory=Counter)
     max_ulp: float = 0.0
+    max_finite_ulp: float = 0.0  # over the answers with a finite error: what inf hides
     worst_of: dict = field(default_factory=dict)  # class -> Observation
     seconds: float = 0.0
+    profile: dict = field(default_factory=dict)  # bin -> (x, ulp, class, got, exact)
 
     def add(self, observations: list[Observation]) -> float:
         """Record a batch; returns its worst ULP error (for target())."""
@@ -122,11 +126,46 @@ class Cell:
             if not math.isnan(ulp):
                 self.max_ulp = max(self.max_ulp, ulp)
                 worst = max(worst, ulp)
+                if math.isfinite(ulp):
+                    self.max_finite_ulp = max(self.max_finite_ulp, ulp)
             if o.cls in FINDING_CLASSES:
                 best = self.worst_of.get(o.cls)
                 if best is None or _rank(o) > _rank(best):
                     self.worst_of[o.cls] = o
+            self._profile(o)
         return worst
+
+    def _profile(self, o: Observation) -> None:
+        """Keep the worst observation in each bin of the input axis (log-spaced, both signs)."""
+        x = axis_value(o.inputs)
+        if math.isnan(x):
+            return
+        if math.isinf(x):
+            key = math.copysign(10**9, x)
+        else:
+            key = round(math.copysign(math.log2(1 + abs(x)), x) * BINS_PER_OCTAVE)
+        held = self.profile.get(key)
+        if held is None and len(self.profile) >= PROFILE_BINS:
+            return
+        ulp = o.score.ulp if not math.isnan(o.score.ulp) else math.inf
+        if held is None or (SEVERITY[o.cls], ulp) > (SEVERITY[held[2]], held[1]):
+            exact = float(o.exact) if o.exact is not None else math.nan
+            got = o.got if o.got is not None else math.nan
+            self.profile[key] = (x, ulp, o.cls, got, exact)
+
+
+def axis_value(inputs: dict) -> float:
+    """Where a case sits on the plots' x axis: the logit or probability of an
+    elementwise case; the spread max - min of the finite entries of a row."""
+    primary = inputs.get("logits", inputs.get("probs"))
+    values = primary.astype(np.float64).ravel()
+    if primary.ndim <= 1 and values.size == 1:
+        return float(values[0])
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return math.nan
+    with np.errstate(over="ignore"):  # 1.8e308 - -1.8e308 is inf: the far end of the axis
+        return float(finite.max() - finite.min())
 
 
 def run_grid(cell: Cell) -> None:

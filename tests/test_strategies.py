@@ -13,6 +13,12 @@ from harness.strategies import danger_points, from_loss, logits, unit_interval
 from oracles.formats import FORMATS
 
 LOSSES = sorted(oracles.losses())
+# find() takes the loaded profile's max_examples (60 under CI) unless told otherwise
+SEARCH = settings(max_examples=5000, database=None, derandomize=True)
+
+
+def reach(strategy, condition):
+    return find(strategy, condition, settings=SEARCH)
 
 
 def ulp_at(fmt, x):
@@ -46,31 +52,31 @@ def test_logits_reach_the_first_ulps_past_the_overflow_threshold(dtype, threshol
     fmt = FORMATS[dtype]
     assert round(fmt.overflow_threshold, 2) == threshold
     one = ulp_at(fmt, threshold)
-    above = find(logits(dtype), lambda v: 0 < v - fmt.overflow_threshold <= 2 * one)
-    below = find(logits(dtype), lambda v: 0 < -fmt.overflow_threshold - v <= 2 * one)
+    above = reach(logits(dtype), lambda v: 0 < v - fmt.overflow_threshold <= 2 * one)
+    below = reach(logits(dtype), lambda v: 0 < -fmt.overflow_threshold - v <= 2 * one)
     assert above > 0 > below
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
 def test_logits_reach_subnormals_infinities_and_both_zeros(dtype):
     fmt = FORMATS[dtype]
-    find(logits(dtype), lambda v: 0 < abs(v) < fmt.min_normal)
-    find(logits(dtype), lambda v: v == -math.inf)
-    find(logits(dtype), lambda v: v == 0 and math.copysign(1, v) < 0)
+    reach(logits(dtype), lambda v: 0 < abs(v) < fmt.min_normal)
+    reach(logits(dtype), lambda v: v == -math.inf)
+    reach(logits(dtype), lambda v: v == 0 and math.copysign(1, v) < 0)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32"])
 def test_labels_reach_one_ulp_from_each_end(dtype):
     t = np.dtype(dtype).type
-    find(unit_interval(dtype), lambda v: v == float(np.nextafter(t(1), t(0))))
-    find(unit_interval(dtype), lambda v: v == FORMATS[dtype].min_subnormal)
+    reach(unit_interval(dtype), lambda v: v == float(np.nextafter(t(1), t(0))))
+    reach(unit_interval(dtype), lambda v: v == FORMATS[dtype].min_subnormal)
 
 
 def test_class_counts_reach_one_and_rows_reach_masked_entries():
     s = from_loss("softmax_cross_entropy_with_logits", dtype="float32")
-    find(s, lambda b: b["logits"].shape[-1] == 1)
-    find(s, lambda b: np.isneginf(b["logits"]).any() and np.isfinite(b["logits"]).any())
-    find(s, lambda b: b["logits"].shape[-1] > 20)
+    reach(s, lambda b: b["logits"].shape[-1] == 1)
+    reach(s, lambda b: np.isneginf(b["logits"]).any() and np.isfinite(b["logits"]).any())
+    reach(s, lambda b: b["logits"].shape[-1] > 20)
 
 
 def test_bad_arguments_raise_invalid_argument_or_name_the_problem():

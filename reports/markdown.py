@@ -1,0 +1,45 @@
+"""A Markdown summary short enough for a CI job summary or a pull-request comment."""
+
+from __future__ import annotations
+
+from reports.model import build, is_finding
+
+MAX_ROWS = 25
+
+
+def markdown(data: dict, *, max_rows: int = MAX_ROWS) -> str:
+    r = build(data)
+    bad = [c for c in r.cells if is_finding(c.worst_class)]
+    undocumented = [c for c in bad if not c.documented_only]
+    lines = [
+        "## lossfuzz",
+        "",
+        f"{len(r.cells)} cells, {sum(c.cases for c in r.cells)} cases, seed {r.seed}"
+        + ("" if r.complete else " — **incomplete run**")
+        + ". Findings: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(r.totals.items())) or "none")
+        + ".",
+        "",
+    ]
+    if not bad:
+        lines.append("Every cell is within its ULP tolerance.")
+        return "\n".join(lines) + "\n"
+    lines += [
+        f"{len(undocumented)} cells with unexpected findings"
+        f" ({len(bad) - len(undocumented)} more explained by documented clamps):",
+        "",
+        "| cell | worst | max ULP | example |",
+        "|---|---|---|---|",
+    ]
+    for c in sorted(undocumented, key=lambda c: (-c.max_ulp_value, c.impl, c.dtype))[:max_rows]:
+        example = next((f.message for f in c.findings if not f.documented), "")
+        lines.append(f"| `{c.impl}` {c.dtype} | {c.worst_class} | {c.max_ulp} | {_cell(example)} |")
+    if len(undocumented) > max_rows:
+        lines.append(f"| … {len(undocumented) - max_rows} more | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell (and shown literally)."""
+    text = text.replace("|", "\\|").replace("`", "'")
+    return f"`{text[:160]}{'…' if len(text) > 160 else ''}`" if text else ""

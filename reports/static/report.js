@@ -1,0 +1,75 @@
+// Filtering, sorting and copy buttons for the lossfuzz report. No network, no libraries.
+(function () {
+  "use strict";
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
+  const table = $("#matrix");
+  const body = table.tBodies[0];
+
+  function applyFilters() {
+    const backend = $("#f-backend").value;
+    const dtype = $("#f-dtype").value;
+    const cls = $("#f-class").value;
+    $$("[data-dtype]", table).forEach((el) => el.classList.toggle("hidden", !!dtype && el.dataset.dtype !== dtype));
+    let shown = 0;
+    $$("tr", body).forEach((tr) => {
+      const cells = $$("td.cell", tr).filter((td) => !dtype || td.dataset.dtype === dtype);
+      const classOk = !cls || cells.some((td) => td.dataset.class === cls);
+      const visible = (!backend || tr.dataset.backend === backend) && classOk;
+      tr.classList.toggle("hidden", !visible);
+      if (visible) shown += 1;
+    });
+    $$("details.cell-detail").forEach((d) => {
+      const visible = (!backend || d.dataset.backend === backend) && (!dtype || d.dataset.dtype === dtype)
+        && (!cls || d.dataset.class === cls);
+      d.classList.toggle("hidden", !visible);
+    });
+    $("#shown").textContent = shown + " of " + body.rows.length + " implementations shown";
+  }
+
+  function sortBy(th) {
+    const key = th.dataset.sort;
+    const desc = !th.classList.contains("sorted-desc");
+    $$("th", table).forEach((h) => h.classList.remove("sorted-asc", "sorted-desc"));
+    th.classList.add(desc ? "sorted-desc" : "sorted-asc");
+    const value = (tr) => {
+      if (key === "loss" || key === "impl") return tr.dataset[key];
+      const td = $$("td.cell", tr).find((c) => c.dataset.dtype === key);
+      return td ? parseFloat(td.dataset.ulp) : -1;
+    };
+    const rows = $$("tr", body);
+    rows.sort((a, b) => {
+      const va = value(a), vb = value(b);
+      const order = typeof va === "string" ? va.localeCompare(vb) : va - vb;
+      return desc ? -order : order;
+    });
+    rows.forEach((tr) => body.appendChild(tr));
+  }
+
+  function copy(button) {
+    const text = $("pre", button.parentElement).textContent;
+    const done = () => { button.textContent = "copied"; setTimeout(() => { button.textContent = "copy reproducer"; }, 1500); };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, () => fallback(text, done));
+    } else {
+      fallback(text, done);
+    }
+  }
+
+  function fallback(text, done) {
+    const area = document.createElement("textarea");
+    area.value = text;
+    document.body.appendChild(area);
+    area.select();
+    try { document.execCommand("copy"); done(); } finally { area.remove(); }
+  }
+
+  ["#f-backend", "#f-dtype", "#f-class"].forEach((sel) => $(sel).addEventListener("change", applyFilters));
+  $$("th[data-sort]", table).forEach((th) => th.addEventListener("click", () => sortBy(th)));
+  $$("button.copy").forEach((b) => b.addEventListener("click", () => copy(b)));
+  $$("td.cell a").forEach((a) => a.addEventListener("click", () => {
+    const target = document.getElementById(a.getAttribute("href").slice(1));
+    if (target) target.open = true;
+  }));
+  applyFilters();
+})();

@@ -1,0 +1,217 @@
+"""The HTML report and the Markdown summary, rendered from real results; checked in Chromium."""
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from harness import campaign
+from reports.markdown import markdown
+from reports.render import html
+
+ROOT = Path(__file__).resolve().parent.parent
+EVIL = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+
+
+@pytest.fixture(scope="module")
+def results():
+    sel = campaign.select(
+        impls=(
+            "naive:sigmoid_then_log",
+            "torch:binary_cross_entropy",
+            "keras:binary_crossentropy",
+            "tf:softmax_cross_entropy_with_logits",
+        ),
+        dtypes=("float16", "float32"),
+    )
+    return campaign.run(sel, budget=3, seed=0)
+
+
+@pytest.fixture(scope="module")
+def evil_results(results):
+    """The same results with markup in every string an impl, input or exception can supply."""
+    data = copy.deepcopy(results)
+    f = data["findings"][0]
+    f["message"] = EVIL + f["message"]
+    f["error"] = EVIL
+    f["reproducer"] = EVIL + "\n" + f["reproducer"]
+    f["documented"] = EVIL
+    data["skipped"] = [{"impl": "evil:" + EVIL, "reason": EVIL}]
+    return data
+
+
+def test_html_is_self_contained(results):
+    page = html(results)
+    assert page.startswith("<!DOCTYPE html>")
+    for remote in ("http://", "https://", 'src="//', "<link"):
+        assert remote not in page.replace("http://www.w3.org", "").replace(
+            "https://pytorch.org", ""
+        )
+    assert "<svg" in page and "<style>" in page and "<script>" in page
+
+
+def test_every_string_from_an_impl_or_input_is_escaped(evil_results):
+    page = html(evil_results, plots=False)
+    assert EVIL not in page
+    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in page
+
+
+def test_markdown_summary_is_short_and_names_the_worst_cells(results):
+    text = markdown(results)
+    assert text.startswith("## lossfuzz")
+    assert "naive:sigmoid_then_log" in text and "| cell | worst | max ULP | example |" in text
+    assert len(text.splitlines()) < 40
+
+
+def test_markdown_of_a_clean_run_says_so(results):
+    clean = copy.deepcopy(results)
+    clean["findings"] = []
+    for c in clean["cells"]:
+        c["counts"], c["worst_class"] = {"exact": c["cases"]}, "exact"
+    assert "Every cell is within its ULP tolerance." in markdown(clean)
+
+
+def test_report_command_writes_html_and_prints_the_path(results, tmp_path):
+    src, out = tmp_path / "r.json", tmp_path / "report.html"
+    src.write_text(json.dumps(results))
+    r = subprocess.run(
+        [sys.executable, "-m", "harness", "report", str(src), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(out) and out.read_text().startswith("<!DOCTYPE html>")
+    md = subprocess.run(
+        [sys.executable, "-m", "harness", "report", str(src), "--format", "markdown"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert md.returncode == 0 and md.stdout.startswith("## lossfuzz")
+
+
+@pytest.mark.parametrize(
+    "content,message", [("{", "not valid JSON"), ('{"schema": "x"}', "schema 'x'")]
+)
+def test_report_of_a_bad_file_is_one_line_and_exit_2(content, message, tmp_path):
+    src = tmp_path / "r.json"
+    src.write_text(content)
+    r = subprocess.run(
+        [sys.executable, "-m", "harness", "report", str(src), "-o", str(tmp_path / "o.html")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o.html").exists()
+
+
+# ------------------------------------------------------------------ in a real browser
+
+
+def _browser():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not (chromium and driver):
+        if os.environ.get("CI"):
+            pytest.fail("CI must have chromium and chromedriver: .ci/run installs them")
+        pytest.skip("chromium and chromedriver not installed (make browser installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1300,1600",
+        f"--user-data-dir={tempfile.mkdtemp(prefix='lossfuzz-chrome-')}",
+    ):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    b = _browser()
+    yield b
+    b.quit()
+
+
+def _open(browser, page: str, path: Path):
+    path.write_text(page)
+    browser.get(path.as_uri())
+    return browser
+
+
+@pytest.mark.browser
+def test_report_renders_in_chromium_without_console_errors(browser, results, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    b = _open(browser, html(results), tmp_path / "report.html")
+    errors = [e for e in b.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
+    cells = b.find_elements(By.CSS_SELECTOR, "#matrix td.cell:not(.none)")
+    assert len(cells) == len(results["cells"])
+    assert len(b.find_elements(By.CSS_SELECTOR, ".plot svg")) == len(results["cells"])
+    out = ROOT / "out"
+    out.mkdir(exist_ok=True)
+    b.save_screenshot(str(out / "report-screenshot.png"))
+
+
+@pytest.mark.browser
+def test_filters_hide_other_frameworks_dtypes_and_classes(browser, results, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    b = _open(browser, html(results, plots=False), tmp_path / "report.html")
+    visible = lambda sel: [e for e in b.find_elements(By.CSS_SELECTOR, sel) if e.is_displayed()]  # noqa: E731
+    Select(b.find_element(By.ID, "f-backend")).select_by_visible_text("torch")
+    rows = visible("#matrix tbody tr")
+    assert rows and all(r.get_attribute("data-backend") == "torch" for r in rows)
+    assert "1 of 4 implementations shown" in b.find_element(By.ID, "shown").text
+    Select(b.find_element(By.ID, "f-backend")).select_by_visible_text("all")
+    Select(b.find_element(By.ID, "f-dtype")).select_by_visible_text("float16")
+    assert {e.get_attribute("data-dtype") for e in visible("#matrix td.cell")} == {"float16"}
+    Select(b.find_element(By.ID, "f-dtype")).select_by_visible_text("all")
+    Select(b.find_element(By.ID, "f-class")).select_by_visible_text("nan")
+    for r in visible("#matrix tbody tr"):
+        assert "nan" in [
+            td.get_attribute("data-class") for td in r.find_elements(By.CSS_SELECTOR, "td.cell")
+        ]
+    assert all(d.get_attribute("data-class") == "nan" for d in visible("details.cell-detail"))
+
+
+@pytest.mark.browser
+def test_clicking_a_dtype_header_sorts_by_its_max_ulp(browser, results, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    b = _open(browser, html(results, plots=False), tmp_path / "report.html")
+    b.find_element(By.CSS_SELECTOR, 'th[data-sort="float32"]').click()
+    values = [
+        float(td.get_attribute("data-ulp"))
+        for td in b.find_elements(By.CSS_SELECTOR, '#matrix tbody td.cell[data-dtype="float32"]')
+    ]
+    assert values == sorted(values, reverse=True)
+
+
+@pytest.mark.browser
+def test_injected_markup_never_runs(browser, evil_results, tmp_path):
+    b = _open(browser, html(evil_results, plots=False), tmp_path / "report.html")
+    assert b.execute_script("return window.__pwned === undefined")
+    assert EVIL in b.page_source.replace("&lt;", "<").replace("&gt;", ">").replace(
+        "&amp;", "&"
+    ).replace("&quot;", '"')
