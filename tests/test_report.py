@@ -166,7 +166,13 @@ def test_report_renders_in_chromium_without_console_errors(browser, results, tmp
     assert errors == []
     cells = b.find_elements(By.CSS_SELECTOR, "#matrix td.cell:not(.none)")
     assert len(cells) == len(results["cells"])
-    assert len(b.find_elements(By.CSS_SELECTOR, ".plot svg")) == len(results["cells"])
+    assert b.find_elements(By.CSS_SELECTOR, ".plot svg") == []  # inert until opened
+    cells[0].find_element(By.TAG_NAME, "a").click()  # a matrix cell opens its details
+    assert len(b.find_elements(By.CSS_SELECTOR, ".plot svg")) == 1
+    b.find_element(By.ID, "open-findings").click()
+    unexpected = b.find_elements(By.CSS_SELECTOR, "details.cell-detail.unexpected")
+    assert unexpected and all(d.get_attribute("open") is not None for d in unexpected)
+    assert len(b.find_elements(By.CSS_SELECTOR, ".plot svg")) >= len(unexpected)
     out = ROOT / "out"
     out.mkdir(exist_ok=True)
     b.save_screenshot(str(out / "report-screenshot.png"))
@@ -211,6 +217,12 @@ def test_clicking_a_dtype_header_sorts_by_its_max_ulp(browser, results, tmp_path
 @pytest.mark.browser
 def test_injected_markup_never_runs(browser, evil_results, tmp_path):
     b = _open(browser, html(evil_results, plots=False), tmp_path / "report.html")
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    b.execute_script("document.querySelectorAll('details').forEach(d => { d.open = true; })")
+    WebDriverWait(b, 10).until(
+        lambda d: d.execute_script("return !document.querySelector('details > template')")
+    )
     assert b.execute_script("return window.__pwned === undefined")
     assert EVIL in b.page_source.replace("&lt;", "<").replace("&gt;", ">").replace(
         "&amp;", "&"

@@ -64,12 +64,33 @@
     try { document.execCommand("copy"); done(); } finally { area.remove(); }
   }
 
+  // A cell's details live in an inert <template> until it is first opened.
+  function hydrate(details) {
+    const tpl = details.querySelector(":scope > template");
+    if (tpl) {
+      details.appendChild(tpl.content.cloneNode(true));
+      tpl.remove();
+    }
+  }
+
+  function openCell(id) {
+    const target = document.getElementById(id);
+    if (target && target.tagName === "DETAILS") { hydrate(target); target.open = true; }
+  }
+
   ["#f-backend", "#f-dtype", "#f-class"].forEach((sel) => $(sel).addEventListener("change", applyFilters));
   $$("th[data-sort]", table).forEach((th) => th.addEventListener("click", () => sortBy(th)));
-  $$("button.copy").forEach((b) => b.addEventListener("click", () => copy(b)));
-  $$("td.cell a").forEach((a) => a.addEventListener("click", () => {
-    const target = document.getElementById(a.getAttribute("href").slice(1));
-    if (target) target.open = true;
-  }));
+  $$("details.cell-detail").forEach((d) => d.addEventListener("toggle", () => { if (d.open) hydrate(d); }));
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("button.copy");
+    if (button) copy(button);
+    const link = event.target.closest("td.cell a");
+    if (link) openCell(link.getAttribute("href").slice(1));
+  });
+  $("#open-findings").addEventListener("click", () => {
+    $$("details.cell-detail.unexpected").forEach((d) => { if (!d.classList.contains("hidden")) { hydrate(d); d.open = true; } });
+  });
+  $("#close-all").addEventListener("click", () => $$("details.cell-detail").forEach((d) => { d.open = false; }));
+  if (location.hash) openCell(location.hash.slice(1));
   applyFilters();
 })();
