@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
+from reports import browser as chromium
 from reports.render import html
 
 
@@ -36,26 +36,10 @@ def grow(data: dict, copies: int) -> dict:
 
 
 def open_seconds(path: Path) -> float | None:
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
+    """Seconds from navigation to the load event in headless Chromium (None without one)."""
+    if not chromium.available():
         return None
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tempfile.mkdtemp(prefix='lossfuzz-bench-')}",
-    ):
-        opts.add_argument(flag)
-    b = webdriver.Chrome(service=Service(driver), options=opts)
+    b = chromium.start()
     try:
         b.get(path.as_uri())  # returns after the load event
         timing = b.execute_script(

@@ -67,7 +67,7 @@ def cmd_oracle(args) -> int:
     return EXIT_OK
 
 
-def _positive_int(text: str) -> int:
+def _nonnegative_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -220,9 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--dtype", action="append", help="float16, bfloat16, float32, float64")
     group = s.add_mutually_exclusive_group()
-    group.add_argument("--budget", type=_positive_int, default=None, help="fuzzed batches per cell")
+    group.add_argument(
+        "--budget", type=_nonnegative_int, default=None, help="fuzzed batches per cell"
+    )
     group.add_argument("--seconds", type=_positive_float, help="time for the whole run")
-    s.add_argument("--seed", type=_positive_int, default=0)
+    s.add_argument("--seed", type=_nonnegative_int, default=0)
     s.add_argument("--out", default="out/results.json")
     s.set_defaults(func=cmd_run)
 
@@ -235,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("repro", help="re-run the findings of a results file")
     s.add_argument("results")
-    s.add_argument("--finding", type=_positive_int, help="only finding N (0-based)")
+    s.add_argument("--finding", type=_nonnegative_int, help="only finding N (0-based)")
     s.set_defaults(func=cmd_repro)
     return p
 

@@ -3,15 +3,14 @@
 import copy
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from harness import campaign
+from reports import browser as chromium
 from reports.markdown import markdown
 from reports.render import html
 
@@ -117,31 +116,11 @@ def test_report_of_a_bad_file_is_one_line_and_exit_2(content, message, tmp_path)
 
 
 def _browser():
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if not (chromium and driver):
+    if not chromium.available():
         if os.environ.get("CI"):
             pytest.fail("CI must have chromium and chromedriver: .ci/run installs them")
         pytest.skip("chromium and chromedriver not installed (make browser installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1300,1600",
-        f"--user-data-dir={tempfile.mkdtemp(prefix='lossfuzz-chrome-')}",
-    ):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(driver), options=opts)
+    return chromium.start()
 
 
 @pytest.fixture(scope="module")

@@ -78,10 +78,16 @@ def _shape(arr: np.ndarray) -> str:
     return repr(tuple(arr.shape))
 
 
+def _float_name(arr: np.ndarray) -> str:
+    """float16, bfloat16, float32 or float64: the name every framework uses."""
+    return "bfloat16" if convert.is_bfloat16(arr) else arr.dtype.name
+
+
 def _numpy_literal(arr: np.ndarray) -> str:
     if arr.dtype.kind in "iub":
         return f"np.array({_values(arr)}, dtype=np.int64)"
-    dtype = "ml_dtypes.bfloat16" if convert.is_bfloat16(arr) else f"np.{arr.dtype.name}"
+    name = _float_name(arr)
+    dtype = "ml_dtypes.bfloat16" if name == "bfloat16" else f"np.{name}"
     # float64 holds every value of the four formats, so the cast is exact
     return f"np.array({_values(arr)}, dtype=np.float64).astype({dtype}).reshape({_shape(arr)})"
 
@@ -89,20 +95,18 @@ def _numpy_literal(arr: np.ndarray) -> str:
 def _torch_literal(arr: np.ndarray) -> str:
     if arr.dtype.kind in "iub":
         return f"torch.tensor({_values(arr)}, dtype=torch.int64)"
-    dtype = "bfloat16" if convert.is_bfloat16(arr) else arr.dtype.name
     return (
         f"torch.tensor({_values(arr)}, dtype=torch.float64)"
-        f".to(torch.{dtype}).reshape({_shape(arr)})"
+        f".to(torch.{_float_name(arr)}).reshape({_shape(arr)})"
     )
 
 
 def _tf_literal(arr: np.ndarray) -> str:
     if arr.dtype.kind in "iub":
         return f"tf.constant({_values(arr)}, dtype=tf.int64)"
-    dtype = "bfloat16" if convert.is_bfloat16(arr) else arr.dtype.name
     return (
-        f"tf.reshape(tf.cast(tf.constant({_values(arr)}, dtype=tf.float64), tf.{dtype}), "
-        f"{list(arr.shape)})"
+        f"tf.reshape(tf.cast(tf.constant({_values(arr)}, dtype=tf.float64), "
+        f"tf.{_float_name(arr)}), {list(arr.shape)})"
     )
 
 
