@@ -246,3 +246,22 @@ def test_the_same_seed_and_budget_give_the_same_results_file(tmp_path):
     assert lossfuzz(*args, "--out", str(a)).returncode == 0
     assert lossfuzz(*args, "--out", str(b)).returncode == 0
     assert _without_timing(json.loads(a.read_text())) == _without_timing(json.loads(b.read_text()))
+
+
+def test_framework_warnings_stay_out_of_the_campaign_output(tmp_path):
+    # Keras warns on a single class, scikit-learn on probabilities that do not sum to 1
+    r = lossfuzz(
+        "run",
+        "--impl",
+        "keras:categorical_crossentropy",
+        "--impl",
+        "sklearn:log_loss",
+        "--dtype",
+        "float64",
+        "--budget",
+        "3",
+        "--out",
+        str(tmp_path / "r.json"),
+    )
+    assert r.returncode == 0, r.stderr
+    assert "Warning" not in r.stderr and "Warning" not in r.stdout
