@@ -31,8 +31,8 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(PY) -m ruff check harness oracles reports tests bench
-	$(PY) -m ruff format --check harness oracles reports tests bench
+	$(PY) -m ruff check harness oracles reports tests bench lossfuzz_pytest.py
+	$(PY) -m ruff format --check harness oracles reports tests bench lossfuzz_pytest.py
 
 report: $(STAMP)
 	$(PY) -m harness run --out out/results.json

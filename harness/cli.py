@@ -88,8 +88,17 @@ def _positive_float(text: str) -> float:
 
 
 def cmd_run(args) -> int:
-    from harness import campaign, results
+    from harness import campaign, gate, results
 
+    policy = gate.load_policy(args.config)
+    args.loss = args.loss or policy.losses
+    args.impl = args.impl or policy.impls
+    args.dtype = args.dtype or policy.dtypes
+    if args.budget is None:
+        default = policy.budget if policy.budget is not None else campaign.DEFAULT_BUDGET
+        args.budget = default if args.seconds is None else 10**9
+    if args.seed is None:
+        args.seed = policy.seed if policy.seed is not None else 0
     selection = campaign.select(args.loss or (), args.impl or (), args.dtype or ())
     for reason in dict.fromkeys(s["reason"] for s in selection.skipped):
         print(f"skipped: {reason}", file=sys.stderr)
@@ -127,6 +136,34 @@ def _check_writable(path: str) -> None:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
     if os.path.isdir(path) or not os.access(directory, os.W_OK):
         raise UsageError(f"cannot write {path}")
+
+
+def cmd_baseline(args) -> int:
+    from harness import gate, results
+
+    data = results.load(args.results)
+    _check_writable(args.output)
+    results.write_atomic(args.output, gate.baseline(data))
+    print(f"{args.output}: {len(data['cells'])} cells")
+    return EXIT_OK
+
+
+def cmd_gate(args) -> int:
+    from harness import gate, results
+
+    data = results.load(args.results)
+    base = gate.load_baseline(args.baseline)
+    policy = gate.load_policy(args.config)
+    verdict = gate.compare(data, base, policy)
+    for warning in verdict.warnings:
+        print(f"lossfuzz: warning: {warning}", file=sys.stderr)
+    if args.junit:
+        from reports.junit import junit
+
+        _check_writable(args.junit)
+        results.write_text_atomic(args.junit, junit(data, verdict))
+    print(gate.markdown(verdict) if args.format == "markdown" else gate.table(verdict))
+    return verdict.exit_code
 
 
 def cmd_repro(args) -> int:
@@ -224,9 +261,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget", type=_nonnegative_int, default=None, help="fuzzed batches per cell"
     )
     group.add_argument("--seconds", type=_positive_float, help="time for the whole run")
-    s.add_argument("--seed", type=_nonnegative_int, default=0)
+    s.add_argument("--seed", type=_nonnegative_int, default=None)
     s.add_argument("--out", default="out/results.json")
+    s.add_argument("--config", help="policy file (default lossfuzz.toml or [tool.lossfuzz])")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("baseline", help="record a results file's cells as a baseline")
+    s.add_argument("results")
+    s.add_argument("-o", "--output", default="lossfuzz-baseline.json")
+    s.set_defaults(func=cmd_baseline)
+
+    s = sub.add_parser("gate", help="compare results with a baseline: exit 1 on regressions")
+    s.add_argument("results")
+    s.add_argument("--baseline", required=True)
+    s.add_argument("--config", help="policy file (default lossfuzz.toml or [tool.lossfuzz])")
+    s.add_argument("--junit", help="also write JUnit XML here")
+    s.add_argument("--format", choices=("text", "markdown"), default="text")
+    s.set_defaults(func=cmd_gate)
 
     s = sub.add_parser("report", help="render a results file as HTML or Markdown")
     s.add_argument("results")
@@ -251,10 +302,6 @@ def main(argv: list[str] | None = None) -> int:
         args.inputs += extra  # NAME=VALUE pairs given after an option
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if getattr(args, "func", None) is cmd_run and args.budget is None:
-        from harness.campaign import DEFAULT_BUDGET
-
-        args.budget = DEFAULT_BUDGET if args.seconds is None else 10**9
     try:
         return args.func(args)
     except (UsageError, oracles.DomainError, oracles.UnknownName) as exc:

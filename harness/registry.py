@@ -83,8 +83,12 @@ class Impl:
         return self.runner.requires + self.requires
 
     def arguments(self, inputs: dict) -> dict:
-        """The inputs a function impl takes: those its signature names (all, with **kwargs)."""
-        names = _parameters(self.function)
+        """The inputs the impl uses: those its function's signature names (all, with
+        **kwargs), or those its call expression mentions."""
+        if self.function is not None:
+            names = _parameters(self.function)
+        else:
+            names = frozenset(_compiled(self.call).co_names)
         return {k: v for k, v in inputs.items() if names is None or k in names}
 
     def __call__(self, inputs: dict, dtype: str) -> np.ndarray:

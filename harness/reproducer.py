@@ -29,7 +29,7 @@ def reproducer(impl: Impl, dtype: str, inputs: dict, exact: str, reference: floa
         lines.append(impl.imports)
     if impl.function is not None:
         lines.append(f"from {impl.function.__module__} import {impl.function.__qualname__}")
-    for name, value in inputs.items():
+    for name, value in impl.arguments(inputs).items():
         if isinstance(value, np.ndarray):
             lines.append(f"{name} = {b.literal(value)}  # {_readable(value)}")
         else:
