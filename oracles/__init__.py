@@ -7,7 +7,16 @@
 See DESIGN.md (oracle contract) and ``interval.py`` for how rounding is decided.
 """
 
-from oracles.api import DomainError, Evaluation, cast_inputs, evaluate, exact, reference
+from oracles.api import (
+    DomainError,
+    Evaluation,
+    cast_inputs,
+    evaluate,
+    evaluate_gradient,
+    exact,
+    gradient,
+    reference,
+)
 from oracles.formats import DTYPES, FORMATS, Format, get_format, round_mpf
 from oracles.interval import OracleInconsistent, OracleUndecided
 from oracles.registry import LOSSES, Loss, UnknownName, get_loss
@@ -25,7 +34,9 @@ __all__ = [
     "UnknownName",
     "cast_inputs",
     "evaluate",
+    "evaluate_gradient",
     "exact",
+    "gradient",
     "get_format",
     "get_loss",
     "losses",

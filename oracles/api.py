@@ -129,10 +129,64 @@ def evaluate(loss: str | Loss, dtype: str, **inputs) -> Evaluation:
     cast = cast_inputs(spec, dtype, **inputs)
     if spec.primary == "probs":
         _check_probs(cast["probs"])
+    per_entry = spec.shape == "rowwise"
     if spec.shape == "elementwise":
-        results, shape = _elementwise(spec, cast)
+        results, shape = _elementwise(spec, cast, spec.fn, {})
     else:
-        results, shape = _rows(spec, cast)
+        results, shape = _rows(spec, cast, spec.fn, per_entry, {})
+    exact, rounded = _decide_all(results, shape, fmt)
+    if per_entry:
+        exact = np.moveaxis(exact, -1, cast["axis"])
+        rounded = np.moveaxis(rounded, -1, cast["axis"])
+    return Evaluation(spec, fmt, cast, exact, rounded.astype(fmt.numpy_dtype))
+
+
+WRT = ("logits", "probs", "labels")
+
+
+def evaluate_gradient(loss: str | Loss, wrt: str, dtype: str, **inputs) -> Evaluation:
+    """Exact and correctly rounded d loss / d ``wrt``, shaped like the ``wrt`` input.
+
+    For a class-axis loss the gradient of each row's value with respect to each
+    entry of that row; for label smoothing, the labels' chain rule included.
+    """
+    from oracles.gradients import GRADIENTS
+
+    spec = loss if isinstance(loss, Loss) else get_loss(loss)
+    fn = GRADIENTS.get((spec.id, wrt))
+    if fn is None:
+        known = sorted(w for (lid, w) in GRADIENTS if lid == spec.id)
+        raise ValueError(
+            f"no gradient of {spec.id} with respect to {wrt!r}; "
+            f"it has {', '.join(known) or 'none'} (of {', '.join(WRT)})"
+        )
+    fmt = get_format(dtype)
+    cast = cast_inputs(spec, dtype, **inputs)
+    if spec.primary == "probs":
+        _check_probs(cast["probs"])
+    extra = {"eps": Fraction(cast.get("label_smoothing", 0.0))} if wrt == "labels" else {}
+    if spec.shape == "elementwise":
+        results, shape = _elementwise(spec, cast, fn, extra)
+        exact, rounded = _decide_all(results, shape, fmt)
+    else:
+        results, shape = _rows(spec, cast, fn, True, extra)
+        exact, rounded = _decide_all(results, shape, fmt)
+        exact = np.moveaxis(exact, -1, cast["axis"])
+        rounded = np.moveaxis(rounded, -1, cast["axis"])
+    return Evaluation(spec, fmt, cast, exact, rounded.astype(fmt.numpy_dtype))
+
+
+def gradient(loss: str, wrt: str, dtype: str, **inputs) -> np.ndarray:
+    """d loss / d ``wrt`` ("logits", "probs" or "labels"), correctly rounded to ``dtype``.
+
+    >>> gradient("softplus", "logits", "float64", logits=-100.0)  # sigmoid(-100)
+    array(3.72007598e-44)
+    """
+    return evaluate_gradient(loss, wrt, dtype, **inputs).reference
+
+
+def _decide_all(results: list, shape: tuple, fmt: Format):
+    """Exact values (object array) and their roundings for a list of results."""
     exact = np.empty(len(results), dtype=object)
     rounded = np.empty(len(results), dtype=np.float64)
     for i, r in enumerate(results):
@@ -142,12 +196,7 @@ def evaluate(loss: str | Loss, dtype: str, **inputs) -> Evaluation:
         else:
             exact[i] = mpmath.mpf(r)
             rounded[i] = r
-    exact = exact.reshape(shape)
-    rounded = rounded.reshape(shape)
-    if spec.shape == "rowwise":
-        exact = np.moveaxis(exact, -1, cast["axis"])
-        rounded = np.moveaxis(rounded, -1, cast["axis"])
-    return Evaluation(spec, fmt, cast, exact, rounded.astype(fmt.numpy_dtype))
+    return exact.reshape(shape), rounded.reshape(shape)
 
 
 def reference(loss: str, dtype: str, **inputs) -> np.ndarray:
@@ -164,7 +213,7 @@ def exact(loss: str, dtype: str, **inputs) -> np.ndarray:
     return evaluate(loss, dtype, **inputs).exact
 
 
-def _elementwise(spec: Loss, cast: dict):
+def _elementwise(spec: Loss, cast: dict, fn, extra: dict):
     names = (
         [spec.primary]
         + (["labels"] if spec.labels else [])
@@ -178,7 +227,7 @@ def _elementwise(spec: Loss, cast: dict):
     shape = arrays[0].shape
     xs = [_raw(v) for v in arrays[0].astype(np.float64).ravel().tolist()]
     if not spec.labels:
-        return [spec.fn(x) for x in xs], shape
+        return [fn(x) for x in xs], shape
     eps = Fraction(cast.get("label_smoothing", 0.0))
     zs = _fraction_labels(arrays[1])
     weights = None
@@ -197,11 +246,11 @@ def _elementwise(spec: Loss, cast: dict):
             out.append(math.nan)
             continue
         z = _smooth(z, eps, 2)
-        out.append(spec.fn(x, z) if weights is None else spec.fn(x, z, weights[i]))
+        out.append(fn(x, z, **extra) if weights is None else fn(x, z, weights[i], **extra))
     return out, shape
 
 
-def _rows(spec: Loss, cast: dict):
+def _rows(spec: Loss, cast: dict, fn, per_entry: bool, extra: dict):
     axis = cast["axis"]
     primary = cast[spec.primary]
     if not -primary.ndim <= axis < primary.ndim:
@@ -210,15 +259,18 @@ def _rows(spec: Loss, cast: dict):
     batch = moved.shape[:-1]
     raw_rows = [[_raw(v) for v in row] for row in _as_rows(moved.astype(np.float64)).tolist()]
     if spec.labels is None:
-        if spec.shape == "rowwise":
-            return [r for row in raw_rows for r in spec.fn(row)], moved.shape
-        return [spec.fn(row) for row in raw_rows], batch
+        if per_entry:
+            return [r for row in raw_rows for r in fn(row)], moved.shape
+        return [fn(row) for row in raw_rows], batch
     eps = Fraction(cast.get("label_smoothing", 0.0))
     label_rows = _label_rows(spec, cast["labels"], axis, moved.shape, eps)
     out = []
     for row, zs in zip(raw_rows, label_rows):
-        out.append(math.nan if zs is None else spec.fn(row, zs))
-    return out, batch
+        if per_entry:
+            out.extend([math.nan] * len(row) if zs is None else fn(row, zs, **extra))
+        else:
+            out.append(math.nan if zs is None else fn(row, zs, **extra))
+    return out, moved.shape if per_entry else batch
 
 
 def _as_rows(arr: np.ndarray) -> np.ndarray:

@@ -60,7 +60,9 @@ def round_brute(v: mpmath.mpf, dtype: str, tie: int = 0) -> float:
     t = NP[dtype]
     if mpmath.isnan(v):
         return float("nan")
-    if mpmath.isinf(v) or v == 0:
+    if v == 0:  # a neglected term of sign ``tie`` decides the sign of the zero
+        return -0.0 if tie < 0 else 0.0
+    if mpmath.isinf(v):
         return float(v)
     big = t(ml_dtypes.finfo(t).max)
     f = float(v)  # mpmath converts with one correct rounding (inf past float64's range)
