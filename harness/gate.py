@@ -18,7 +18,6 @@ Exit codes: 0 nothing regressed, 1 something did, 2 the gate could not judge.
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
 import os
 import sys
@@ -69,13 +68,7 @@ def baseline(data: dict) -> dict:
 
 
 def load_baseline(path: str) -> dict:
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: not valid JSON ({exc})") from None
+    data = R.read_json(path)
     if not isinstance(data, dict) or data.get("schema") != BASELINE_SCHEMA:
         found = data.get("schema") if isinstance(data, dict) else None
         raise UsageError(f"{path}: schema {found!r}, expected {BASELINE_SCHEMA!r}")

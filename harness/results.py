@@ -145,18 +145,25 @@ def write_text_atomic(path: str, text: str) -> None:
         raise
 
 
-def load(path: str) -> dict:
+def read_json(path: str, error: type[UsageError] = UsageError):
+    """A JSON file's content, or ``error`` with one line saying what is wrong with it."""
     try:
         with open(path) as f:
-            data = json.load(f)
+            return json.load(f)
     except FileNotFoundError:
-        raise ResultsError(f"{path}: no such file") from None
+        raise error(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise ResultsError(f"{path}: is a directory") from None
+        raise error(f"{path}: is a directory") from None
+    except PermissionError:
+        raise error(f"{path}: permission denied") from None
     except json.JSONDecodeError as exc:
-        raise ResultsError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise error(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except UnicodeDecodeError:
-        raise ResultsError(f"{path}: not a text file") from None
+        raise error(f"{path}: not a text file") from None
+
+
+def load(path: str) -> dict:
+    data = read_json(path, ResultsError)
     if not isinstance(data, dict) or "schema" not in data:
         raise ResultsError(f"{path}: not a lossfuzz results file (no schema)")
     if data["schema"] != SCHEMA:

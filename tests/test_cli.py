@@ -1,15 +1,7 @@
 """The command line: answers on stdout, one-line errors with exit code 2."""
 
-import subprocess
-import sys
-
 import pytest
-
-
-def lossfuzz(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=120
-    )
+from cli import lossfuzz
 
 
 def test_oracle_prints_exact_value_and_correct_rounding():

@@ -1,25 +1,11 @@
 """`lossfuzz run` and `lossfuzz repro` from the command line: results, exit codes, errors."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
+from cli import lossfuzz
 
 from harness.results import SCHEMA
-
-
-def lossfuzz(*args, env=None, cwd=None):
-    full_env = dict(os.environ, **(env or {}))
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=full_env,
-        cwd=cwd,
-    )
 
 
 @pytest.fixture(scope="module")

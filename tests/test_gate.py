@@ -2,27 +2,14 @@
 when it cannot judge; baselines, policy files, JUnit XML and Markdown."""
 
 import json
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 
 import pytest
+from cli import lossfuzz
 
 from harness import campaign
 
 IMPLS = ("naive:sigmoid_then_log", "torch:binary_cross_entropy_with_logits", "tf:softplus")
-
-
-def lossfuzz(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=cwd,
-        env=dict(os.environ),
-    )
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +165,7 @@ def test_markdown_format_for_job_summaries(files):
     "setup,message",
     [
         (lambda res, base, tmp: base.unlink(), "no such file"),
+        (lambda res, base, tmp: (base.unlink(), base.mkdir()), "is a directory"),
         (lambda res, base, tmp: base.write_text("{"), "not valid JSON"),
         (
             lambda res, base, tmp: base.write_text(
@@ -193,6 +181,7 @@ def test_markdown_format_for_job_summaries(files):
     ],
     ids=[
         "missing-baseline",
+        "baseline-is-a-directory",
         "truncated-baseline",
         "baseline-schema",
         "results-schema",
