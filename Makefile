@@ -27,8 +27,9 @@ browser:
 test: $(STAMP) browser
 	$(PY) -m pytest -q -m "not slow"
 
+# The oracle's property tests at 5000 examples each (about an hour on 2 cores).
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/test_oracle_properties.py tests/test_oracle_gradients.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check harness oracles reports tests bench lossfuzz_pytest.py
