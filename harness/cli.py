@@ -134,8 +134,11 @@ def _check_writable(path: str) -> None:
         os.makedirs(directory, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
-    if os.path.isdir(path) or not os.access(directory, os.W_OK):
-        raise UsageError(f"cannot write {path}")
+    if os.path.exists(path) and not os.path.isfile(path):
+        # an atomic write renames over the path: never over a directory or a device
+        raise UsageError(f"cannot write {path}: not a regular file")
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"cannot write {path}: directory not writable")
 
 
 def cmd_baseline(args) -> int:

@@ -293,13 +293,14 @@ def _label_rows(spec: Loss, labels: np.ndarray, axis: int, shape: tuple, eps: Fr
                 raise DomainError(f"class index {idx} is out of range for {k} classes")
             rows.append([_smooth(Fraction(int(i == idx)), eps, k) for i in range(k)])
         return rows
+    # a label row per logit row, as the frameworks require: no broadcasting, which
+    # would turn a mistaken labels=[[1]] against two classes into a silent [[1, 1]]
     dense = np.moveaxis(labels, axis, -1) if labels.ndim == len(shape) else labels
-    try:
-        dense = np.broadcast_to(dense, shape)
-    except ValueError:
+    if dense.shape != shape:
         raise ValueError(
-            f"{spec.id}: labels of shape {labels.shape} do not match logits of shape {shape}"
-        ) from None
+            f"{spec.id}: labels of shape {labels.shape} do not match "
+            f"{spec.primary} of shape {np.moveaxis(np.empty(shape), -1, axis).shape}"
+        )
     rows = []
     for row in _as_rows(dense):
         zs = _fraction_labels(row)

@@ -111,6 +111,7 @@ def test_user_code_is_fuzzed_with_module_colon_function(tmp_path):
         (["run", "--impl", "nosuchmodule_xyz:f", "--loss", "softplus"], "cannot load"),
         (["run", "--impl", "nosuchmodule_xyz:f"], "name the loss"),
         (["run", "--impl", "naive:softplus", "--out", "/proc/lossfuzz/r.json"], "cannot write"),
+        (["run", "--impl", "naive:softplus", "--out", "/dev/null"], "not a regular file"),
         (["repro", "/nonexistent/results.json"], "no such file"),
     ],
 )

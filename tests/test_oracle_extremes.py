@@ -392,3 +392,12 @@ def test_a_tie_built_from_non_dyadic_smoothed_labels_is_still_decided():
         label_smoothing=0.5,
     )
     assert float(got[0]) == 173 * 16384.0
+
+
+def test_class_axis_labels_must_match_the_logits_shape_exactly():
+    with pytest.raises(
+        ValueError, match=r"labels of shape \(1, 1\) do not match logits of shape \(1, 2\)"
+    ):
+        oracles.reference(
+            "softmax_cross_entropy_with_logits", "float32", logits=[[1.0, 2.0]], labels=[[1.0]]
+        )
