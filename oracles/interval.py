@@ -172,6 +172,18 @@ def _same(u: float, v: float) -> bool:
     return u == v and math.copysign(1.0, u) == math.copysign(1.0, v)
 
 
+def _narrow(a: Interval, fmt: Format) -> bool:
+    """The enclosure is a point, or its width is at most 2**-(2p + 40) of its magnitude."""
+    lo, hi = a
+    if lo == hi:
+        return True
+    if lo[0] != hi[0] or fzero in (lo, hi):  # straddles or touches zero: no relative bound
+        return False
+    nearer_zero = lo if lo[0] == 0 else mpf_neg(hi)
+    width = mpf_sub(hi, lo, 64, CEIL)
+    return libmp.mpf_cmp(width, mpf_shift(nearer_zero, -(2 * fmt.precision + 40))) <= 0
+
+
 def midpoint(a: Interval, w: int) -> Raw:
     return mpf_shift(mpf_add(a[0], a[1], w + 2, NEAREST), -1)
 
@@ -188,8 +200,8 @@ def _round_enclosure(a: Interval, fmt: Format) -> tuple[float, float]:
 def decide(expr: Expression, fmt: Format) -> tuple[Raw, float]:
     """Evaluate ``expr`` until its rounding to ``fmt`` is decided; confirm it.
 
-    Returns the exact value (the midpoint of the confirming enclosure, whose
-    relative width is far below an ulp of ``fmt``) and the correctly rounded
+    Returns the exact value (the midpoint of the confirming enclosure, narrowed
+    until its relative width is at most 2**-(2p + 40)) and the correctly rounded
     float. Raises OracleUndecided past MAX_PRECISION bits.
     """
     w = fmt.precision + START_GUARD
@@ -203,6 +215,9 @@ def decide(expr: Expression, fmt: Format) -> tuple[Raw, float]:
             confirm = expr(w2)
             if not all(_same(c, r) for c in _round_enclosure(confirm, fmt)):
                 raise OracleInconsistent(f"rounding {r!r} at {w} bits not confirmed at {w2} bits")
+            while not _narrow(confirm, fmt) and w2 < MAX_PRECISION:
+                w2 *= 2  # under cancellation the rounding is decided before the value is
+                confirm = expr(w2)  # known to 2p + 40 bits: narrow it for ULP scoring
             return midpoint(confirm, w2), r
         w *= 2
     raise OracleUndecided(f"rounding to {fmt.name} not decided within {MAX_PRECISION} bits")

@@ -401,3 +401,13 @@ def test_class_axis_labels_must_match_the_logits_shape_exactly():
         oracles.reference(
             "softmax_cross_entropy_with_logits", "float32", logits=[[1.0, 2.0]], labels=[[1.0]]
         )
+
+
+def test_exact_values_are_narrowed_to_2p_plus_40_bits_even_under_cancellation():
+    # logsumexp here is -0.0051 from terms near 1: its rounding is decided before its value
+    # is known to 2p + 40 bits; the returned exact value must still be that accurate
+    xs = [-1.125, -1.125, -1.0625]
+    got = oracles.exact("logsumexp", "float16", logits=[xs])[0]
+    with mpmath.workprec(400):
+        want = mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(v)) for v in xs))
+        assert abs(got - want) <= abs(want) * mpmath.mpf(2) ** -(2 * 11 + 40)

@@ -31,8 +31,8 @@ def check_scalar(loss, dtype, **inputs):
     if mpmath.isfinite(want) and want != 0:
         with mpmath.workprec(300):
             exact = ev.exact.item() if ev.exact.ndim == 0 else ev.exact.ravel()[0]
-            # the exact value is the midpoint of an enclosure at >= 2(p + 32) bits
-            bits = 2 * (oracles.get_format(dtype).precision + 32) - 4
+            # the exact value is the midpoint of an enclosure narrowed to 2**-(2p + 40)
+            bits = 2 * oracles.get_format(dtype).precision + 40
             # the naive formula itself carries an absolute error of ~2**-5000 * scale
             scale = max([1.0] + [abs(float(v)) for v in np.ravel(inputs.get("logits", 0.0))])
             slack = abs(want) * mpmath.mpf(2) ** -bits + mpmath.mpf(2) ** -4900 * scale
