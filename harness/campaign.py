@@ -15,14 +15,17 @@ from harness.errors import UsageError
 from harness.metrics import CLASSES, DEFAULT_TOLERANCE, worst
 from harness.registry import Impl, get_impl, load_all, skipped_reason, user_impl
 from harness.reproducer import reproducer
-from harness.runner import Cell, Observation, finalise, run_cell
+from harness.runner import Cell, Observation, cell_name, documented_by, finalise, run_cell
 
 DEFAULT_BUDGET = 100  # fuzzed batches per cell after the edge grid: all 181 cells in minutes
 
 
+QUANTITIES = ("value", "grad")
+
+
 @dataclass
 class Selection:
-    cells: list[tuple[Impl, str]]
+    cells: list[tuple[Impl, str, str | None]]  # (impl, dtype, wrt); wrt None for values
     skipped: list[dict] = field(default_factory=list)  # {"impl", "reason"}
 
 
@@ -30,8 +33,12 @@ def _covers(impl: Impl, loss: str) -> bool:
     return impl.loss == loss or oracles.get_loss(impl.loss).variant_of == loss
 
 
-def select(losses=(), impls=(), dtypes=()) -> Selection:
-    """The (impl, dtype) cells a run covers; frameworks that cannot load are skipped."""
+def select(losses=(), impls=(), dtypes=(), quantities=QUANTITIES) -> Selection:
+    """The cells a run covers: (impl, dtype) for values and (impl, dtype, wrt) for each
+    gradient the impl has; frameworks that cannot load are skipped, with the reason."""
+    unknown = set(quantities) - set(QUANTITIES)
+    if unknown:
+        raise UsageError(f"unknown quantity {sorted(unknown)[0]!r}; use value or grad")
     for loss in losses:
         oracles.get_loss(loss)
     for dtype in dtypes:
@@ -62,14 +69,32 @@ def select(losses=(), impls=(), dtypes=()) -> Selection:
         if reason:
             sel.skipped.append({"impl": impl.id, "reason": reason})
             continue
-        for dtype in impl.dtypes:
-            if not dtypes or dtype in dtypes:
-                sel.cells.append((impl, dtype))
+        wanted = [d for d in impl.dtypes if not dtypes or d in dtypes]
+        if "value" in quantities:
+            sel.cells += [(impl, d, None) for d in wanted]
+        if "grad" not in quantities:
+            continue
+        for wrt in impl.gradients:
+            reason = skipped_reason(impl, wrt)
+            if reason:
+                sel.skipped.append({"impl": f"{impl.id} d/d{wrt}", "reason": reason})
+                continue
+            ad = impl.autodiff
+            sel.cells += [(impl, d, wrt) for d in wanted if d in ad.dtypes]
+            for d in wanted:
+                if d not in ad.dtypes:
+                    sel.skipped.append(
+                        {
+                            "impl": f"{impl.id} d/d{wrt} [{d}]",
+                            "reason": f"{ad.name} does not support {d}",
+                        }
+                    )
     return sel
 
 
-def describe(impl_id: str, inputs: dict, dtype: str) -> str:
-    """impl(logits=-50.0, labels=0.0) [float32], with scalars for cases of one."""
+def describe(impl_id: str, inputs: dict, dtype: str, wrt: str | None = None, index=0) -> str:
+    """impl(logits=-50.0, labels=0.0) [float32], with scalars for cases of one; for a
+    gradient d/dlogits impl(...)[index] [float32] (the index within the row)."""
     fmt = oracles.get_format(dtype)
     parts = []
     for name, value in inputs.items():
@@ -84,16 +109,21 @@ def describe(impl_id: str, inputs: dict, dtype: str) -> str:
         else:
             shown = repr(value)
         parts.append(f"{name}={shown}")
-    return f"{impl_id}({', '.join(parts)}) [{dtype}]"
+    call = f"{impl_id}({', '.join(parts)})"
+    if wrt is None:
+        return f"{call} [{dtype}]"
+    entries = inputs[wrt].size if isinstance(inputs.get(wrt), np.ndarray) else 1
+    at = f"[{index}]" if entries > 1 else ""
+    return f"d/d{wrt} {call}{at} [{dtype}]"
 
 
 def _fmt(v: float) -> str:
     return f"{v:.8g}" if math.isfinite(v) else repr(v)
 
 
-def message(impl: Impl, dtype: str, o: Observation) -> str:
+def message(impl: Impl, dtype: str, o: Observation, wrt: str | None = None) -> str:
     """The one form of a wrong answer: call = got, exact e: class (ULP, abs)."""
-    call = describe(impl.id, o.inputs, dtype)
+    call = describe(impl.id, o.inputs, dtype, wrt, o.index)
     if o.error:
         return f"{call} raised {o.error}"
     ulp = o.score.ulp
@@ -104,26 +134,16 @@ def message(impl: Impl, dtype: str, o: Observation) -> str:
     )
 
 
-def documented_by(impl: Impl, o: Observation):
-    if o.got is None or o.exact is None:
-        return None
-    for d in impl.deviations:
-        try:
-            if d.explains(o.inputs, o.got, float(o.exact)):
-                return d
-        except Exception:  # noqa: BLE001 - a predicate failing explains nothing
-            continue
-    return None
-
-
 def finding(cell: Cell, o: Observation) -> dict:
     impl = cell.impl
-    dev = documented_by(impl, o)
+    dev = documented_by(impl, o, cell.wrt)
     exact = R.exact_text(o.exact)
     return {
         "loss": cell.loss,
         "impl": impl.id,
         "dtype": cell.dtype,
+        "quantity": cell.quantity,
+        "wrt": cell.wrt,
         "class": o.cls,
         "inputs": R.encode_inputs(o.inputs, cell.dtype),
         "index": o.index,
@@ -138,9 +158,15 @@ def finding(cell: Cell, o: Observation) -> dict:
         "documented": dev.what if dev else None,
         "documented_source": dev.source if dev else None,
         "confirmed": True,
-        "message": message(impl, cell.dtype, o),
+        "message": message(impl, cell.dtype, o, cell.wrt),
         "reproducer": reproducer(
-            impl, cell.dtype, o.inputs, exact, o.reference if o.reference is not None else math.nan
+            impl,
+            cell.dtype,
+            o.inputs,
+            exact,
+            o.reference if o.reference is not None else math.nan,
+            index=o.index,
+            wrt=cell.wrt,
         ),
     }
 
@@ -151,6 +177,9 @@ def cell_record(cell: Cell, findings: list[dict]) -> dict:
         "loss": cell.loss,
         "impl": cell.impl.id,
         "dtype": cell.dtype,
+        "quantity": cell.quantity,
+        "wrt": cell.wrt,
+        "autodiff": cell.impl.autodiff.name if cell.wrt else None,
         "cases": cell.cases,
         "max_ulp": R.number(cell.max_ulp),
         "max_finite_ulp": R.number(cell.max_finite_ulp),
@@ -170,6 +199,7 @@ def cell_record(cell: Cell, findings: list[dict]) -> dict:
 
 
 def _axis_name(loss: str) -> str:
+    """The plots' x axis; a gradient cell plots against the same input as its values."""
     spec = oracles.get_loss(loss)
     if spec.shape != "elementwise":
         return "row spread (max - min)"
@@ -191,7 +221,7 @@ def run(
     cells, findings = [], []
     total = len(selection.cells)
     complete = True
-    for n, (impl, dtype) in enumerate(selection.cells):
+    for n, (impl, dtype, wrt) in enumerate(selection.cells):
         deadline = None
         if seconds is not None:
             left = seconds - (time.monotonic() - start)
@@ -200,9 +230,15 @@ def run(
                 break
             deadline = time.monotonic() + left / (total - n)
         if progress:
-            progress(n, total, impl, dtype)
+            progress(n, total, cell_name(impl.id, dtype, wrt))
         cell = run_cell(
-            impl, dtype, budget=budget, campaign_seed=seed, tolerance=tolerance, deadline=deadline
+            impl,
+            dtype,
+            budget=budget,
+            campaign_seed=seed,
+            tolerance=tolerance,
+            deadline=deadline,
+            wrt=wrt,
         )
         kept = [finding(cell, o) for o in finalise(cell)]
         cells.append(cell_record(cell, kept))
@@ -226,8 +262,8 @@ def progress_bar(stream=sys.stderr):
     if not stream.isatty():
         return None
 
-    def show(n, total, impl, dtype):
-        stream.write(f"\r\033[K[{n + 1}/{total}] {impl.id} [{dtype}]")
+    def show(n, total, name):
+        stream.write(f"\r\033[K[{n + 1}/{total}] {name}")
         stream.flush()
 
     return show
@@ -235,12 +271,13 @@ def progress_bar(stream=sys.stderr):
 
 def summary_table(data: dict) -> str:
     """cell, cases, max ULP and counts per class: one line a cell."""
-    rows = [("impl", "dtype", "cases", "max ULP", "worst", "findings")]
+    rows = [("impl", "of", "dtype", "cases", "max ULP", "worst", "findings")]
     for c in data["cells"]:
         bad = ", ".join(f"{k} {v}" for k, v in c["counts"].items() if k not in ("exact", "ok"))
         rows.append(
             (
                 c["impl"],
+                quantity_label(c),
                 c["dtype"],
                 str(c["cases"]),
                 _ulp_text(c["max_ulp"]),
@@ -253,6 +290,12 @@ def summary_table(data: dict) -> str:
     for r in rows:
         lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1])
     return "\n".join(lines)
+
+
+def quantity_label(c: dict) -> str:
+    """ "value", or "d/dlogits" for a gradient cell (results before gradients: value)."""
+    wrt = c.get("wrt")
+    return "value" if not wrt else f"d/d{wrt}"
 
 
 def _ulp_text(v) -> str:

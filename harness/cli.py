@@ -94,12 +94,15 @@ def cmd_run(args) -> int:
     args.loss = args.loss or policy.losses
     args.impl = args.impl or policy.impls
     args.dtype = args.dtype or policy.dtypes
+    args.quantity = args.quantity or policy.quantities or list(campaign.QUANTITIES)
     if args.budget is None:
         default = policy.budget if policy.budget is not None else campaign.DEFAULT_BUDGET
         args.budget = default if args.seconds is None else 10**9
     if args.seed is None:
         args.seed = policy.seed if policy.seed is not None else 0
-    selection = campaign.select(args.loss or (), args.impl or (), args.dtype or ())
+    selection = campaign.select(
+        args.loss or (), args.impl or (), args.dtype or (), tuple(args.quantity)
+    )
     for reason in dict.fromkeys(s["reason"] for s in selection.skipped):
         print(f"skipped: {reason}", file=sys.stderr)
     if not selection.cells:
@@ -194,7 +197,8 @@ def cmd_repro(args) -> int:
             else get_impl(impl_id)
         )
         inputs = results.decode_inputs(f["inputs"], f["dtype"])
-        observations = score(impl, f["dtype"], inputs, tolerance=4.0)
+        wrt = f.get("wrt")
+        observations = score(impl, f["dtype"], inputs, tolerance=4.0, wrt=wrt)
         o = observations[f["index"]] if f["index"] < len(observations) else observations[0]
         same = o.cls == f["class"] and (
             o.error is not None
@@ -203,7 +207,7 @@ def cmd_repro(args) -> int:
         )
         changed += not same
         verdict = "reproduces" if same else f"changed: now {o.cls}"
-        print(f"[{i}] {verdict}: {campaign.message(impl, f['dtype'], o)}")
+        print(f"[{i}] {verdict}: {campaign.message(impl, f['dtype'], o, wrt)}")
     print(f"{len(chosen) - changed} of {len(chosen)} findings reproduce")
     return EXIT_OK if not changed else EXIT_FINDINGS
 
@@ -259,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="an impl id, or module:function for your own loss (repeatable)",
     )
     s.add_argument("--dtype", action="append", help="float16, bfloat16, float32, float64")
+    s.add_argument(
+        "--quantity",
+        action="append",
+        choices=("value", "grad"),
+        help="value cells, gradient cells (repeatable; default both)",
+    )
     group = s.add_mutually_exclusive_group()
     group.add_argument(
         "--budget", type=_nonnegative_int, default=None, help="fuzzed batches per cell"

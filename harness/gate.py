@@ -36,8 +36,13 @@ else:  # pragma: no cover
     tomllib = None
 
 
-def key(impl: str, dtype: str) -> str:
-    return f"{impl} [{dtype}]"
+def key(impl: str, dtype: str, wrt: str | None = None) -> str:
+    """A cell's name: ``impl [dtype]``, or ``impl d/dlogits [dtype]`` for a gradient cell."""
+    return f"{impl} [{dtype}]" if not wrt else f"{impl} d/d{wrt} [{dtype}]"
+
+
+def cell_key(c: dict) -> str:
+    return key(c["impl"], c["dtype"], c.get("wrt"))
 
 
 # ------------------------------------------------------------------ baseline
@@ -47,10 +52,12 @@ def baseline(data: dict) -> dict:
     """The baseline of a results file."""
     cells = {}
     for c in data["cells"]:
-        cells[key(c["impl"], c["dtype"])] = {
+        cells[cell_key(c)] = {
             "loss": c["loss"],
             "impl": c["impl"],
             "dtype": c["dtype"],
+            "quantity": c.get("quantity", "value"),
+            "wrt": c.get("wrt"),
             "max_ulp": c["max_ulp"],
             "max_finite_ulp": c.get("max_finite_ulp", c["max_ulp"]),
             "classes": sorted(
@@ -87,9 +94,14 @@ class KnownFailure:
     cls: str | None = None  # the class that is expected; None: any finding
     reason: str = ""
     issue: str = ""
+    quantity: str = "value"  # "value", "grad" or "*" (both)
 
-    def matches(self, impl: str, dtype: str) -> bool:
-        return fnmatch.fnmatchcase(impl, self.impl) and fnmatch.fnmatchcase(dtype, self.dtype)
+    def matches(self, impl: str, dtype: str, quantity: str = "value") -> bool:
+        return (
+            fnmatch.fnmatchcase(impl, self.impl)
+            and fnmatch.fnmatchcase(dtype, self.dtype)
+            and fnmatch.fnmatchcase(quantity, self.quantity)
+        )
 
 
 @dataclass
@@ -97,25 +109,45 @@ class Policy:
     losses: list = field(default_factory=list)
     impls: list = field(default_factory=list)
     dtypes: list = field(default_factory=list)
+    quantities: list = field(default_factory=list)
     budget: int | None = None
     seed: int | None = None
     slack: dict = field(default_factory=lambda: dict(DEFAULT_SLACK))
-    limits: dict = field(default_factory=dict)  # "impl-pattern [dtype-pattern]" -> max ULP
+    # "impl-pattern [dtype-pattern]" -> max ULP of the values; a gradient cell's limit
+    # names it: "impl-pattern d/dwrt-pattern [dtype-pattern]"
+    limits: dict = field(default_factory=dict)
     known_failures: list = field(default_factory=list)
     source: str | None = None
 
-    def limit(self, impl: str, dtype: str) -> float | None:
+    def limit(self, impl: str, dtype: str, wrt: str | None = None) -> float | None:
         for pattern, value in self.limits.items():
-            ip, _, dp = pattern.partition(" ")
-            if fnmatch.fnmatchcase(impl, ip) and fnmatch.fnmatchcase(dtype, dp.strip("[]") or "*"):
+            words = pattern.split()
+            ip = words[0] if words else "*"
+            grad = next((w[3:] for w in words[1:] if w.startswith("d/d")), None)
+            dp = next((w.strip("[]") for w in words[1:] if w.startswith("[")), "*")
+            if (grad is None) != (wrt is None):
+                continue
+            if grad is not None and not fnmatch.fnmatchcase(wrt, grad):
+                continue
+            if fnmatch.fnmatchcase(impl, ip) and fnmatch.fnmatchcase(dtype, dp or "*"):
                 return float(value)
         return None
 
-    def known(self, impl: str, dtype: str) -> KnownFailure | None:
-        return next((k for k in self.known_failures if k.matches(impl, dtype)), None)
+    def known(self, impl: str, dtype: str, quantity: str = "value") -> KnownFailure | None:
+        return next((k for k in self.known_failures if k.matches(impl, dtype, quantity)), None)
 
 
-POLICY_KEYS = {"losses", "impls", "dtypes", "budget", "seed", "slack", "limits", "known_failures"}
+POLICY_KEYS = {
+    "losses",
+    "impls",
+    "dtypes",
+    "quantities",
+    "budget",
+    "seed",
+    "slack",
+    "limits",
+    "known_failures",
+}
 
 
 def load_policy(path: str | None = None) -> Policy:
@@ -159,6 +191,7 @@ def _policy(table: dict, source: str) -> Policy:
                 entry.get("class"),
                 entry["reason"],
                 entry.get("issue", ""),
+                entry.get("quantity", "value"),
             )
         )
     slack = dict(DEFAULT_SLACK, **table.get("slack", {}))
@@ -170,6 +203,7 @@ def _policy(table: dict, source: str) -> Policy:
         losses=list(table.get("losses", [])),
         impls=list(table.get("impls", [])),
         dtypes=list(table.get("dtypes", [])),
+        quantities=list(table.get("quantities", [])),
         budget=table.get("budget"),
         seed=table.get("seed"),
         slack=slack,
@@ -212,7 +246,7 @@ def _f(v) -> float:
 
 def compare(data: dict, base: dict, policy: Policy | None = None) -> Verdict:
     policy = policy or Policy()
-    new = {key(c["impl"], c["dtype"]): c for c in data["cells"]}
+    new = {cell_key(c): c for c in data["cells"]}
     old = base["cells"]
     common = sorted(set(new) & set(old))
     if not common:
@@ -227,7 +261,7 @@ def compare(data: dict, base: dict, policy: Policy | None = None) -> Verdict:
         worst = c.get("worst")
         classes = {x for x in c["counts"] if x in FINDING_CLASSES}
         before = set(b["classes"])
-        known = policy.known(c["impl"], c["dtype"])
+        known = policy.known(c["impl"], c["dtype"], c.get("quantity", "value"))
         if known is not None:
             used_known.add(policy.known_failures.index(known))
             still = (known.cls in classes) if known.cls else bool(classes)
@@ -250,7 +284,7 @@ def compare(data: dict, base: dict, policy: Policy | None = None) -> Verdict:
             changes.append(Change("+", k, f"max ULP {_u(then)} -> {_u(now)}", True, worst))
         elif now < (then - ulps) / (1 + rel):
             changes.append(Change("-", k, f"max ULP {_u(then)} -> {_u(now)}", False))
-        limit = policy.limit(c["impl"], c["dtype"])
+        limit = policy.limit(c["impl"], c["dtype"], c.get("wrt"))
         if limit is not None and _f(c["max_ulp"]) > limit:
             changes.append(
                 Change(

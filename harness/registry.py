@@ -30,7 +30,7 @@ from importlib import metadata
 
 import numpy as np
 
-from harness.backends import BACKENDS, Backend, quiet_stderr
+from harness.backends import AUTODIFF, BACKENDS, Autodiff, Backend, quiet_stderr
 from harness.errors import UsageError
 from oracles import DTYPES, UnknownName, get_loss
 
@@ -55,6 +55,14 @@ class Deviation:
     what: str
     source: str
     explains: Callable[[dict, float, float], bool] = field(compare=False)
+    quantity: str = "value"  # "value", "grad" (any wrt), "d/dlabels" (one wrt) or "*" (all)
+
+    def applies(self, wrt: str | None) -> bool:
+        if self.quantity == "*":
+            return True
+        if wrt is None:
+            return self.quantity == "value"
+        return self.quantity in ("grad", f"d/d{wrt}")
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,7 @@ class Impl:
     requires: tuple[str, ...] = ()  # modules that must import, beyond the backend's
     params: tuple[str, ...] = ()  # optional oracle inputs it takes (label_smoothing)
     deviations: tuple[Deviation, ...] = ()
+    grad_wrt: tuple[str, ...] | None = None  # None: every input the oracle differentiates
 
     @property
     def backend(self) -> str:
@@ -81,6 +90,42 @@ class Impl:
     @property
     def modules(self) -> tuple[str, ...]:
         return self.runner.requires + self.requires
+
+    @property
+    def autodiff(self) -> Autodiff | None:
+        """How this impl's call is differentiated; None for function impls, and for NumPy
+        calls into other libraries (SciPy, scikit-learn), which have no autodiff."""
+        if self.call is None or (self.runtime == "numpy" and (self.imports or self.requires)):
+            return None
+        return AUTODIFF.get(self.runtime)
+
+    @property
+    def gradients(self) -> tuple[str, ...]:
+        """The inputs gradient cells differentiate with respect to: those the oracle has a
+        gradient for (the logits or probabilities; soft labels where they carry one),
+        that the call uses, given an autodiff for its backend."""
+        if self.autodiff is None:
+            return ()
+        from oracles.gradients import GRADIENTS
+
+        uses = frozenset(_compiled(self.call).co_names)
+        known = [w for w in oracles_wrt() if (self.loss, w) in GRADIENTS and w in uses]
+        if self.grad_wrt is not None:
+            known = [w for w in known if w in self.grad_wrt]
+        return tuple(known)
+
+    def gradient(self, inputs: dict, dtype: str, wrt: str) -> np.ndarray:
+        """d sum(impl(inputs)) / d inputs[wrt] through the backend's autodiff, as NumPy."""
+        ad = self.autodiff
+        if ad is None or wrt not in self.gradients:
+            raise ValueError(f"{self.id} has no gradient with respect to {wrt!r}")
+        ns = dict(_grad_namespace(self))
+        for name, value in inputs.items():
+            ns[name] = ad.to_native(value) if isinstance(value, np.ndarray) else value
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exec(_compiled_grad(ad, self.call, wrt), ns)
+        return ad.from_native(ns["grad"])
 
     def arguments(self, inputs: dict) -> dict:
         """The inputs the impl uses: those its function's signature names (all, with
@@ -123,11 +168,39 @@ def _compiled(call: str):
 
 
 @cache
+def _compiled_grad(ad: Autodiff, call: str, wrt: str):
+    return compile(ad.code(call, wrt), "<impl gradient>", "exec")
+
+
+@cache
+def _grad_namespace(impl: Impl) -> dict:
+    ns = dict(impl.autodiff.namespace())
+    if impl.imports:
+        exec(impl.imports, ns)
+    return ns
+
+
+def oracles_wrt() -> tuple[str, ...]:
+    from oracles.api import WRT
+
+    return WRT
+
+
+@cache
 def _namespace(impl: Impl) -> dict:
     ns = dict(impl.runner.namespace())
     if impl.imports:
         exec(impl.imports, ns)
     return ns
+
+
+def labels_not_a_distribution(inputs: dict, got: float, exact: float) -> bool:
+    """Some label row of the case does not sum to exactly 1 (sums taken exactly)."""
+    from fractions import Fraction
+
+    labels = np.asarray(inputs["labels"], dtype=np.float64)
+    rows = labels.reshape(-1, labels.shape[-1]) if labels.ndim else labels.reshape(1, 1)
+    return any(sum(map(Fraction, row.tolist())) != 1 for row in rows)
 
 
 IMPLS: dict[str, Impl] = {}
@@ -144,6 +217,7 @@ def implementation(
     requires: tuple[str, ...] = (),
     params: tuple[str, ...] = (),
     deviations: tuple[Deviation, ...] = (),
+    grad_wrt: tuple[str, ...] | None = None,
 ):
     """Register impl ``impl_id``: with ``call``, at once; without, as a decorator."""
     backend, sep, name = impl_id.partition(":")
@@ -171,6 +245,7 @@ def implementation(
             tuple(requires),
             tuple(params),
             tuple(deviations),
+            grad_wrt,
         )
         return function
 
@@ -229,8 +304,10 @@ def availability(module: str) -> str | None:
     return None
 
 
-def skipped_reason(impl: Impl) -> str | None:
-    for module in impl.modules:
+def skipped_reason(impl: Impl, wrt: str | None = None) -> str | None:
+    """Why the impl (its gradient, given ``wrt``) cannot run here, or None."""
+    modules = impl.modules if wrt is None else impl.autodiff.requires + impl.requires
+    for module in modules:
         reason = availability(module)
         if reason:
             return reason

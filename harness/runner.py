@@ -66,13 +66,19 @@ def _error_score() -> Score:
     return Score("error", math.inf, math.inf)
 
 
-def score(impl: Impl, dtype: str, inputs: dict, tolerance: float) -> list[Observation]:
-    """Call the impl on a batch and class every element of its answer."""
-    ev = oracles.evaluate(impl.loss, dtype, **inputs)
+def score(
+    impl: Impl, dtype: str, inputs: dict, tolerance: float, wrt: str | None = None
+) -> list[Observation]:
+    """Call the impl on a batch and class every element of its answer: the values, or
+    with ``wrt`` the gradient of their sum with respect to that input."""
+    if wrt is None:
+        ev = oracles.evaluate(impl.loss, dtype, **inputs)
+    else:
+        ev = oracles.evaluate_gradient(impl.loss, wrt, dtype, **inputs)
     spec = ev.loss
     cast = dict(ev.inputs)
     try:
-        got = np.asarray(impl(cast, dtype))
+        got = np.asarray(impl(cast, dtype) if wrt is None else impl.gradient(cast, dtype, wrt))
         if got.shape != ev.reference.shape:
             raise ValueError(f"returned shape {got.shape}, expected {ev.reference.shape}")
     except Exception as exc:  # noqa: BLE001 - an impl failing is a finding, not our crash
@@ -80,7 +86,7 @@ def score(impl: Impl, dtype: str, inputs: dict, tolerance: float) -> list[Observ
         if n > 1:  # find which cases raise; score the others
             out = []
             for row in range(n):
-                out += score(impl, dtype, single_case(cast, spec, row), tolerance)
+                out += score(impl, dtype, single_case(cast, spec, row), tolerance, wrt)
             return out
         message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         return [Observation(cast, 0, _error_score(), None, None, None, message[:500])]
@@ -90,7 +96,9 @@ def score(impl: Impl, dtype: str, inputs: dict, tolerance: float) -> list[Observ
     for i, (g, exact, ref) in enumerate(
         zip(flat_got, ev.exact.ravel(), ev.reference.astype(np.float64).ravel())
     ):
-        s = classify(g, exact, ref, ev.fmt, tolerance=tolerance, is_loss=spec.is_loss)
+        s = classify(
+            g, exact, ref, ev.fmt, tolerance=tolerance, is_loss=spec.is_loss and wrt is None
+        )
         row, index = divmod(i, per_case) if ev.reference.ndim else (0, 0)
         case = single_case(cast, spec, row) if ev.reference.ndim else cast
         out.append(Observation(case, index, s, float(g), exact, float(ref)))
@@ -108,13 +116,24 @@ class Cell:
     impl: Impl
     dtype: str
     tolerance: float = DEFAULT_TOLERANCE
+    wrt: str | None = None  # None: a cell of values; else of gradients with respect to wrt
     cases: int = 0
     counts: Counter = field(default_factory=Counter)
     max_ulp: float = 0.0
     max_finite_ulp: float = 0.0  # over the answers with a finite error: what inf hides
-    worst_of: dict = field(default_factory=dict)  # class -> Observation
+    # (class, documented) -> the worst Observation: a finding that a documented clamp
+    # explains is kept apart, so that it never hides an unexplained one of its class
+    worst_of: dict = field(default_factory=dict)
     seconds: float = 0.0
     profile: dict = field(default_factory=dict)  # bin -> (x, ulp, class, got, exact)
+
+    @property
+    def quantity(self) -> str:
+        return "value" if self.wrt is None else "grad"
+
+    @property
+    def name(self) -> str:
+        return cell_name(self.impl.id, self.dtype, self.wrt)
 
     def add(self, observations: list[Observation]) -> float:
         """Record a batch; returns its worst ULP error (for target())."""
@@ -129,9 +148,10 @@ class Cell:
                 if math.isfinite(ulp):
                     self.max_finite_ulp = max(self.max_finite_ulp, ulp)
             if o.cls in FINDING_CLASSES:
-                best = self.worst_of.get(o.cls)
+                k = (o.cls, documented_by(self.impl, o, self.wrt) is not None)
+                best = self.worst_of.get(k)
                 if best is None or _rank(o) > _rank(best):
-                    self.worst_of[o.cls] = o
+                    self.worst_of[k] = o
             self._profile(o)
         return worst
 
@@ -154,6 +174,21 @@ class Cell:
             self.profile[key] = (x, ulp, o.cls, got, exact)
 
 
+def documented_by(impl: Impl, o: Observation, wrt: str | None = None):
+    """The impl's documented deviation that explains this wrong answer, if one does."""
+    if o.got is None or o.exact is None:
+        return None
+    for d in impl.deviations:
+        if not d.applies(wrt):
+            continue
+        try:
+            if d.explains(o.inputs, o.got, float(o.exact)):
+                return d
+        except Exception:  # noqa: BLE001 - a predicate failing explains nothing
+            continue
+    return None
+
+
 def axis_value(inputs: dict) -> float:
     """Where a case sits on the plots' x axis: the logit or probability of an
     elementwise case; the spread max - min of the finite entries of a row."""
@@ -168,13 +203,19 @@ def axis_value(inputs: dict) -> float:
         return float(finite.max() - finite.min())
 
 
+def cell_name(impl: str, dtype: str, wrt: str | None = None) -> str:
+    """``impl [dtype]`` for values, ``impl d/dwrt [dtype]`` for gradients."""
+    return f"{impl} [{dtype}]" if wrt is None else f"{impl} d/d{wrt} [{dtype}]"
+
+
 def run_grid(cell: Cell) -> None:
     for batch in edge_grid(cell.impl.loss, cell.dtype):
-        cell.add(score(cell.impl, cell.dtype, batch, cell.tolerance))
+        cell.add(score(cell.impl, cell.dtype, batch, cell.tolerance, cell.wrt))
 
 
 def cell_seed(campaign_seed: int, cell: Cell) -> int:
-    return zlib.crc32(f"{campaign_seed}:{cell.impl.id}:{cell.dtype}".encode())
+    grad = "" if cell.wrt is None else f":d/d{cell.wrt}"
+    return zlib.crc32(f"{campaign_seed}:{cell.impl.id}:{cell.dtype}{grad}".encode())
 
 
 def fuzz(cell: Cell, *, budget: int, campaign_seed: int, deadline: float | None = None) -> None:
@@ -200,7 +241,7 @@ def fuzz(cell: Cell, *, budget: int, campaign_seed: int, deadline: float | None 
         if deadline is not None and time.monotonic() > deadline:
             return  # the campaign's time is spent: let the remaining examples pass by
         try:
-            observations = score(cell.impl, cell.dtype, inputs, cell.tolerance)
+            observations = score(cell.impl, cell.dtype, inputs, cell.tolerance, cell.wrt)
         except oracles.DomainError:
             return  # the strategies stay in the domain; this guards against edge casts
         worst = cell.add(observations)
@@ -217,9 +258,10 @@ def run_cell(
     campaign_seed: int,
     tolerance: float = DEFAULT_TOLERANCE,
     deadline: float | None = None,
+    wrt: str | None = None,
 ) -> Cell:
     start = time.monotonic()
-    cell = Cell(impl.loss, impl, dtype, tolerance)
+    cell = Cell(impl.loss, impl, dtype, tolerance, wrt)
     run_grid(cell)
     fuzz(cell, budget=budget, campaign_seed=campaign_seed, deadline=deadline)
     cell.seconds = time.monotonic() - start
@@ -251,7 +293,12 @@ def _simpler_values(v: float, dtype: str, is_label: bool) -> list[float]:
 
 
 def shrink(
-    impl: Impl, dtype: str, o: Observation, tolerance: float, rounds: int = 3
+    impl: Impl,
+    dtype: str,
+    o: Observation,
+    tolerance: float,
+    rounds: int = 3,
+    wrt: str | None = None,
 ) -> Observation:
     """Greedily simplify each input value of a single case while its class stays the same."""
     current = o
@@ -267,7 +314,7 @@ def shrink(
                     trial[pos] = candidate
                     inputs = dict(current.inputs)
                     inputs[name] = oracles.get_format(dtype).cast(trial).reshape(value.shape)
-                    found = _same_class(impl, dtype, inputs, current, tolerance)
+                    found = _same_class(impl, dtype, inputs, current, tolerance, wrt)
                     if found is not None:
                         current, flat, changed = found, trial, True
                         break
@@ -276,9 +323,9 @@ def shrink(
     return current
 
 
-def _same_class(impl, dtype, inputs, like: Observation, tolerance) -> Observation | None:
+def _same_class(impl, dtype, inputs, like: Observation, tolerance, wrt=None) -> Observation | None:
     try:
-        observations = score(impl, dtype, inputs, tolerance)
+        observations = score(impl, dtype, inputs, tolerance, wrt)
     except (oracles.DomainError, ValueError, TypeError):
         return None
     if like.index >= len(observations):
@@ -290,9 +337,11 @@ def _same_class(impl, dtype, inputs, like: Observation, tolerance) -> Observatio
     return None
 
 
-def confirm(impl: Impl, dtype: str, o: Observation, tolerance: float) -> bool:
+def confirm(
+    impl: Impl, dtype: str, o: Observation, tolerance: float, wrt: str | None = None
+) -> bool:
     """The impl gives the same bits on a second call, and the oracle agrees again."""
-    again = _same_class(impl, dtype, o.inputs, o, tolerance)
+    again = _same_class(impl, dtype, o.inputs, o, tolerance, wrt)
     if again is None:
         return False
     if o.got is None:
@@ -308,11 +357,13 @@ def finalise(cell: Cell) -> list[Observation]:
     runs) before it is shrunk and confirmed; one that changes class alone is dropped.
     """
     findings = []
-    for lead in cell.worst_of.values():
-        alone = _same_class(cell.impl, cell.dtype, lead.inputs, lead, cell.tolerance)
+    for (_, documented), lead in cell.worst_of.items():
+        if documented and (lead.cls, False) in cell.worst_of:
+            continue  # the class has an unexplained finding; that one is reported
+        alone = _same_class(cell.impl, cell.dtype, lead.inputs, lead, cell.tolerance, cell.wrt)
         if alone is None:
             continue
-        small = shrink(cell.impl, cell.dtype, alone, cell.tolerance)
-        if confirm(cell.impl, cell.dtype, small, cell.tolerance):
+        small = shrink(cell.impl, cell.dtype, alone, cell.tolerance, wrt=cell.wrt)
+        if confirm(cell.impl, cell.dtype, small, cell.tolerance, cell.wrt):
             findings.append(small)
     return sorted(findings, key=_rank, reverse=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from harness.gate import Verdict, key
+from harness.gate import Verdict, cell_key
 
 
 def junit(data: dict, verdict: Verdict) -> str:
@@ -18,7 +18,7 @@ def junit(data: dict, verdict: Verdict) -> str:
         failures=str(len(by_cell)),
     )
     for c in data["cells"]:
-        k = key(c["impl"], c["dtype"])
+        k = cell_key(c)
         case = ET.SubElement(
             suite, "testcase", classname=c["loss"], name=k, time=str(c.get("seconds", 0))
         )
@@ -29,7 +29,7 @@ def junit(data: dict, verdict: Verdict) -> str:
             )
             worst = next((x.finding for x in changes if x.finding), None)
             failure.text = (worst["message"] + "\n\n" + worst["reproducer"]) if worst else ""
-    for k in sorted(set(by_cell) - {key(c["impl"], c["dtype"]) for c in data["cells"]}):
+    for k in sorted(set(by_cell) - {cell_key(c) for c in data["cells"]}):
         case = ET.SubElement(suite, "testcase", classname="lossfuzz", name=k)
         ET.SubElement(case, "failure", message="; ".join(x.what for x in by_cell[k]))
     suite.set("tests", str(len(suite)))

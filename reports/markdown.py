@@ -33,7 +33,10 @@ def markdown(data: dict, *, max_rows: int = MAX_ROWS) -> str:
     ]
     for c in sorted(undocumented, key=lambda c: (-c.max_ulp_value, c.impl, c.dtype))[:max_rows]:
         example = next((f.message for f in c.findings if not f.documented), "")
-        lines.append(f"| `{c.impl}` {c.dtype} | {c.worst_class} | {c.max_ulp} | {_cell(example)} |")
+        of = "" if c.quantity == "value" else f" {c.of}"
+        lines.append(
+            f"| `{c.impl}`{of} {c.dtype} | {c.worst_class} | {c.max_ulp} | {_cell(example)} |"
+        )
     if len(undocumented) > max_rows:
         lines.append(f"| … {len(undocumented) - max_rows} more | | | |")
     return "\n".join(lines) + "\n"

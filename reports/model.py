@@ -52,6 +52,9 @@ class CellView:
     impl: str
     backend: str
     dtype: str
+    quantity: str  # "value" or "grad"
+    of: str  # "value" or "d/dlogits": what the cell measures
+    autodiff: str | None  # how a gradient was taken (torch.autograd, tf.GradientTape)
     cases: int
     max_ulp: str
     max_ulp_value: float
@@ -67,11 +70,13 @@ class CellView:
 
 @dataclass
 class Row:
-    """One impl: its cells by dtype, for the summary matrix."""
+    """One impl's values, or its gradient with respect to one input: cells by dtype."""
 
     loss: str
     impl: str
     backend: str
+    quantity: str
+    of: str
     cells: dict  # dtype -> CellView
 
 
@@ -92,6 +97,10 @@ class Report:
     totals: dict  # class -> findings count
     explanations: list[tuple[str, str]]
     classes_present: list[str] = field(default_factory=list)
+
+    @property
+    def quantities(self) -> list[str]:
+        return sorted({r.quantity for r in self.rows}, key=("value", "grad").index)
 
 
 def _float(v) -> float:
@@ -132,10 +141,11 @@ def _finding(number: int, f: dict) -> Finding:
 def build(data: dict, title: str = "lossfuzz report") -> Report:
     by_cell = defaultdict(list)
     for number, f in enumerate(data["findings"]):
-        by_cell[(f["impl"], f["dtype"])].append(_finding(number, f))
+        by_cell[(f["impl"], f["dtype"], f.get("wrt"))].append(_finding(number, f))
     cells, rows = [], {}
     for c in data["cells"]:
-        findings = by_cell.get((c["impl"], c["dtype"]), [])
+        wrt = c.get("wrt")
+        findings = by_cell.get((c["impl"], c["dtype"], wrt), [])
         profile = c.get("profile", {"axis": "logit", "points": []})
         view = CellView(
             anchor=f"cell-{len(cells)}",
@@ -143,6 +153,9 @@ def build(data: dict, title: str = "lossfuzz report") -> Report:
             impl=c["impl"],
             backend=c["impl"].partition(":")[0],
             dtype=c["dtype"],
+            quantity="grad" if wrt else "value",
+            of=f"d/d{wrt}" if wrt else "value",
+            autodiff=c.get("autodiff"),
             cases=c["cases"],
             max_ulp=ulp_text(c["max_ulp"]),
             max_ulp_value=_float(c["max_ulp"]),
@@ -158,7 +171,10 @@ def build(data: dict, title: str = "lossfuzz report") -> Report:
             ],
         )
         cells.append(view)
-        row = rows.setdefault(c["impl"], Row(c["loss"], c["impl"], view.backend, {}))
+        row = rows.setdefault(
+            (c["impl"], wrt),
+            Row(c["loss"], c["impl"], view.backend, view.quantity, view.of, {}),
+        )
         row.cells[c["dtype"]] = view
     present = sorted({v.worst_class for v in cells}, key=SEVERITY.__getitem__)
     totals: dict = defaultdict(int)
@@ -176,7 +192,7 @@ def build(data: dict, title: str = "lossfuzz report") -> Report:
         versions=versions,
         dtypes=dtypes,
         backends=sorted({r.backend for r in rows.values()}),
-        rows=sorted(rows.values(), key=lambda r: (r.loss, r.impl)),
+        rows=sorted(rows.values(), key=lambda r: (r.loss, r.impl, r.quantity, r.of)),
         cells=cells,
         skipped=data.get("skipped", []),
         totals=dict(totals),

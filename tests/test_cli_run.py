@@ -47,10 +47,22 @@ def test_run_rediscovers_the_naive_formulas_overflow_and_nan(small_run):
     _, out = small_run
     data = json.loads(out.read_text())
     naive = [f for f in data["findings"] if f["impl"] == "naive:sigmoid_then_log"]
-    assert {"nan", "overflow"} <= {f["class"] for f in naive}
+    values = [f for f in naive if f["quantity"] == "value"]
+    assert {"nan", "overflow"} <= {f["class"] for f in values}
     for f in naive:
         assert f["confirmed"] and f["reproducer"].startswith("# lossfuzz reproducer")
-        assert f["message"].startswith("naive:sigmoid_then_log(")
+        prefix = "" if f["wrt"] is None else f"d/d{f['wrt']} "
+        assert f["message"].startswith(prefix + "naive:sigmoid_then_log(")
+
+
+def test_run_has_gradient_cells_beside_the_values(small_run):
+    _, out = small_run
+    data = json.loads(out.read_text())
+    kinds = {(c["impl"], c["quantity"], c["wrt"]) for c in data["cells"]}
+    for impl in ("naive:sigmoid_then_log", "torch:binary_cross_entropy_with_logits"):
+        assert {(impl, "value", None), (impl, "grad", "logits"), (impl, "grad", "labels")} <= kinds
+    grads = [f for f in data["findings"] if f["quantity"] == "grad"]
+    assert grads and all("torch.autograd.grad" in f["reproducer"] for f in grads)
 
 
 def test_repro_says_every_finding_still_reproduces(small_run):
@@ -197,7 +209,7 @@ def test_a_framework_that_is_not_installed_is_skipped_with_one_line(tmp_path):
     assert len(skipped) == 1 and "lossfuzz_missing_framework is not installed" in skipped[0]
     data = json.loads(out.read_text())
     assert data["skipped"][0]["impl"] == "fake:needs_missing"
-    assert [c["impl"] for c in data["cells"]] == ["fake:log1p_softplus"]
+    assert {c["impl"] for c in data["cells"]} == {"fake:log1p_softplus"}
 
 
 def test_only_skipped_impls_is_an_error_not_an_empty_run(tmp_path):

@@ -129,6 +129,7 @@ def test_known_failures_pass_while_failing_and_fail_once_fixed(files, tmp_path):
 def test_policy_in_pyproject_selects_the_run(tmp_path):
     (tmp_path / "pyproject.toml").write_text(
         '[tool.lossfuzz]\nimpls = ["naive:softplus"]\ndtypes = ["float16"]\nbudget = 2\nseed = 5\n'
+        'quantities = ["value"]\n'
     )
     r = lossfuzz("run", "--out", "r.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr

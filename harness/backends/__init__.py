@@ -52,7 +52,7 @@ class Backend:
     to_native: Callable[[np.ndarray], object]
     from_native: Callable[[object], np.ndarray]
     literal: Callable[[np.ndarray], str]  # code that rebuilds an array exactly
-    show: str  # expression printing the first answer as a Python float, given `got`
+    show: str  # expression giving element {i} of {v} (flattened) as a Python float
 
     @cache  # noqa: B019  (backends are a few module-level singletons)
     def namespace(self) -> dict:
@@ -124,7 +124,7 @@ NUMPY = Backend(
     lambda a: a,
     lambda r: np.asarray(r),
     _numpy_literal,
-    "float(np.asarray(got).astype(np.float64).reshape(-1)[0])",
+    "float(np.asarray({v}).astype(np.float64).reshape(-1)[{i}])",
 )
 TORCH = Backend(
     "torch",
@@ -133,7 +133,7 @@ TORCH = Backend(
     convert.to_torch,
     convert.from_torch,
     _torch_literal,
-    "got.double().reshape(-1)[0].item()",
+    "{v}.double().reshape(-1)[{i}].item()",
 )
 TF = Backend(
     "tf",
@@ -142,7 +142,7 @@ TF = Backend(
     convert.to_tf,
     convert.from_tf,
     _tf_literal,
-    "float(tf.reshape(tf.cast(got, tf.float64), [-1])[0])",
+    "float(tf.reshape(tf.cast({v}, tf.float64), [-1])[{i}])",
 )
 KERAS = Backend(
     "keras",
@@ -152,6 +152,109 @@ KERAS = Backend(
     convert.to_tf,
     convert.from_tf,
     _tf_literal,
-    "float(tf.reshape(tf.cast(got, tf.float64), [-1])[0])",
+    "float(tf.reshape(tf.cast({v}, tf.float64), [-1])[{i}])",
 )
 BACKENDS = {b.name: b for b in (NUMPY, TORCH, TF, KERAS)}
+
+
+# ------------------------------------------------------------------ gradients
+
+
+@dataclass(frozen=True)
+class Autodiff:
+    """How a backend's expressions are differentiated: the gradient of the sum of the
+    output elements (a vector-Jacobian product with ones) with respect to one input.
+
+    ``prepare`` marks the input, ``body`` runs the impl's call and leaves the gradient
+    in ``grad``; the harness executes exactly these lines, and a reproducer prints them
+    after the exact literals of the inputs.
+    """
+
+    name: str  # how the report names it
+    imports: str
+    requires: tuple[str, ...]
+    to_native: Callable[[np.ndarray], object]
+    from_native: Callable[[object], np.ndarray]
+    literal: Callable[[np.ndarray], str]
+    show: str  # as Backend.show
+    prepare: str  # template over {wrt}
+    body: str  # template over {wrt} and {call}; sets `out` and `grad`
+    dtypes: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
+
+    @cache  # noqa: B019  (a few module-level singletons)
+    def namespace(self) -> dict:
+        ns: dict = {}
+        with quiet_stderr():
+            exec(self.imports, ns)
+        return ns
+
+    def code(self, call: str, wrt: str) -> str:
+        return self.prepare.format(wrt=wrt) + "\n" + self.body.format(wrt=wrt, call=call)
+
+
+def _torch_numpy(arr: np.ndarray):
+    import torch._numpy as tnp
+
+    return tnp.asarray(convert.to_torch(arr))
+
+
+def _tf_gradient_body(indent: str = "    ") -> str:
+    return (
+        "with tf.GradientTape() as tape:\n"
+        f"{indent}tape.watch({{wrt}})\n"
+        f"{indent}out = {{call}}\n"
+        "grad = tape.gradient(out, {wrt})\n"
+        "if grad is None:\n"
+        f"{indent}raise ValueError('the output does not depend on {{wrt}}: no gradient')"
+    )
+
+
+TORCH_AUTOGRAD = Autodiff(
+    "torch.autograd",
+    TORCH.imports,
+    TORCH.requires,
+    convert.to_torch,
+    convert.from_torch,
+    _torch_literal,
+    TORCH.show,
+    "{wrt} = {wrt}.requires_grad_()",
+    "out = {call}\ngrad, = torch.autograd.grad(out, {wrt}, torch.ones_like(out))",
+)
+TF_TAPE = Autodiff(
+    "tf.GradientTape",
+    TF.imports,
+    TF.requires,
+    convert.to_tf,
+    convert.from_tf,
+    _tf_literal,
+    TF.show,
+    "",
+    _tf_gradient_body(),
+)
+KERAS_TAPE = Autodiff(
+    "tf.GradientTape (Keras on TensorFlow)",
+    KERAS.imports,
+    KERAS.requires,
+    convert.to_tf,
+    convert.from_tf,
+    _tf_literal,
+    KERAS.show,
+    "",
+    _tf_gradient_body(),
+)
+# NumPy has no autodiff: the naive formulas run unchanged on torch._numpy, PyTorch's
+# NumPy-compatible layer (the one torch.compile traces NumPy code with), under autograd
+TORCH_NUMPY = Autodiff(
+    "torch.autograd through torch._numpy",
+    "import torch\nimport torch._numpy as np",
+    ("torch",),
+    _torch_numpy,
+    convert.from_torch,
+    lambda a: f"np.asarray({_torch_literal(a)})",
+    TORCH.show,
+    "{wrt}.tensor.requires_grad_()",
+    "out = {call}\n"
+    "grad, = torch.autograd.grad(out.tensor, {wrt}.tensor, torch.ones_like(out.tensor))",
+    ("float16", "float32", "float64"),  # torch._numpy has no bfloat16
+)
+AUTODIFF = {"torch": TORCH_AUTOGRAD, "tf": TF_TAPE, "keras": KERAS_TAPE, "numpy": TORCH_NUMPY}

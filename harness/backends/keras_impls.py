@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from harness.backends.tf_impls import LABELS_SUM_TO_ONE
 from harness.registry import Deviation, implementation
 
 SOURCE = "keras/src/backend/tensorflow/nn.py (binary_/categorical_crossentropy)"
@@ -19,6 +20,15 @@ EPSILON_CLIP = Deviation(
     "log term lies within [log(1e-7), log(1 - 1e-7)]",
     SOURCE,
     lambda inputs, got, exact: math.isfinite(got) and got <= 16.2 * 1.01,
+)
+EPSILON_CLIP_GRAD = Deviation(
+    "probabilities are clipped to [1e-7, 1 - 1e-7] (keras.config.epsilon()); a clipped "
+    "probability gets no gradient, and the others see the clipped values",
+    SOURCE,
+    lambda inputs, got, exact: bool(
+        (lambda p: ((p < 1e-7) | (p > 1 - 1e-7)).any())(inputs["probs"].astype("float64"))
+    ),
+    quantity="grad",
 )
 LOSSES = "keras.losses."
 
@@ -35,7 +45,7 @@ implementation(
     call=LOSSES + "binary_crossentropy(labels[..., None], probs[..., None],"
     " label_smoothing=label_smoothing)",
     params=("label_smoothing",),
-    deviations=(EPSILON_CLIP,),
+    deviations=(EPSILON_CLIP, EPSILON_CLIP_GRAD),
 )
 implementation(
     "keras:categorical_crossentropy_from_logits",
@@ -43,13 +53,14 @@ implementation(
     call=LOSSES + "categorical_crossentropy(labels, logits, from_logits=True,"
     " label_smoothing=label_smoothing)",
     params=("label_smoothing",),
+    deviations=(LABELS_SUM_TO_ONE,),  # it calls tf.nn.softmax_cross_entropy_with_logits
 )
 implementation(
     "keras:categorical_crossentropy",
     loss="categorical_crossentropy_renormalized",
     call=LOSSES + "categorical_crossentropy(labels, probs, label_smoothing=label_smoothing)",
     params=("label_smoothing",),
-    deviations=(EPSILON_CLIP,),
+    deviations=(EPSILON_CLIP, EPSILON_CLIP_GRAD),
 )
 implementation(
     "keras:sparse_categorical_crossentropy_from_logits",
@@ -60,5 +71,5 @@ implementation(
     "keras:sparse_categorical_crossentropy",
     loss="sparse_categorical_crossentropy_renormalized",
     call=LOSSES + "sparse_categorical_crossentropy(labels, probs)",
-    deviations=(EPSILON_CLIP,),
+    deviations=(EPSILON_CLIP, EPSILON_CLIP_GRAD),
 )

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from harness.registry import implementation
+from harness.registry import Deviation, implementation, labels_not_a_distribution
+
+LABELS_SUM_TO_ONE = Deviation(
+    "the gradient with respect to the logits is softmax(logits) - labels, which is the "
+    "derivative only where each label row sums to 1 ('each vector along the class "
+    "dimension should hold a valid probability distribution')",
+    "https://www.tensorflow.org/api_docs/python/tf/nn/softmax_cross_entropy_with_logits",
+    labels_not_a_distribution,
+    quantity="d/dlogits",
+)
 
 implementation(
     "tf:sigmoid_cross_entropy_with_logits",
@@ -18,6 +27,7 @@ implementation(
     "tf:softmax_cross_entropy_with_logits",
     loss="softmax_cross_entropy_with_logits",
     call="tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits, axis=axis)",
+    deviations=(LABELS_SUM_TO_ONE,),
 )
 implementation(
     "tf:sparse_softmax_cross_entropy_with_logits",

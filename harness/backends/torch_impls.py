@@ -15,9 +15,20 @@ LOG_CLAMP = Deviation(
     lambda inputs, got, exact: math.isfinite(got) and got <= 100.5 and exact >= 99.0,
 )
 SOFTPLUS_THRESHOLD = Deviation(
-    "softplus reverts to the identity for beta * x > threshold (20)",
+    "softplus reverts to the identity for beta * x > threshold (20), and its gradient to 1",
     "https://pytorch.org/docs/stable/generated/torch.nn.Softplus.html",
     lambda inputs, got, exact: float(inputs["logits"].astype("float64").max()) > 20,
+    quantity="*",
+)
+BACKWARD_CLAMP = Deviation(
+    "the backward of binary_cross_entropy divides by max(p (1 - p), 1e-12), the 'linear "
+    "backward' that the log clamp buys, so it is finite at p = 0 and p = 1",
+    "https://pytorch.org/docs/stable/generated/torch.nn.BCELoss.html; EPSILON in "
+    "aten/src/ATen/native/Loss.cpp (binary_cross_entropy_backward)",
+    lambda inputs, got, exact: bool(
+        (lambda p: (p * (1 - p) < 1e-12).any())(inputs["probs"].astype("float64"))
+    ),
+    quantity="grad",
 )
 
 implementation(
@@ -34,7 +45,7 @@ implementation(
     "torch:binary_cross_entropy",
     loss="binary_crossentropy",
     call="F.binary_cross_entropy(probs, labels, reduction='none')",
-    deviations=(LOG_CLAMP,),
+    deviations=(LOG_CLAMP, BACKWARD_CLAMP),
 )
 implementation(
     "torch:cross_entropy",

@@ -10,21 +10,23 @@
     const backend = $("#f-backend").value;
     const dtype = $("#f-dtype").value;
     const cls = $("#f-class").value;
+    const quantity = $("#f-quantity").value;
     $$("[data-dtype]", table).forEach((el) => el.classList.toggle("hidden", !!dtype && el.dataset.dtype !== dtype));
     let shown = 0;
     $$("tr", body).forEach((tr) => {
       const cells = $$("td.cell", tr).filter((td) => !dtype || td.dataset.dtype === dtype);
       const classOk = !cls || cells.some((td) => td.dataset.class === cls);
-      const visible = (!backend || tr.dataset.backend === backend) && classOk;
+      const visible = (!backend || tr.dataset.backend === backend) && classOk
+        && (!quantity || tr.dataset.quantity === quantity);
       tr.classList.toggle("hidden", !visible);
       if (visible) shown += 1;
     });
     $$("details.cell-detail").forEach((d) => {
       const visible = (!backend || d.dataset.backend === backend) && (!dtype || d.dataset.dtype === dtype)
-        && (!cls || d.dataset.class === cls);
+        && (!cls || d.dataset.class === cls) && (!quantity || d.dataset.quantity === quantity);
       d.classList.toggle("hidden", !visible);
     });
-    $("#shown").textContent = shown + " of " + body.rows.length + " implementations shown";
+    $("#shown").textContent = shown + " of " + body.rows.length + " rows shown";
   }
 
   function sortBy(th) {
@@ -33,7 +35,7 @@
     $$("th", table).forEach((h) => h.classList.remove("sorted-asc", "sorted-desc"));
     th.classList.add(desc ? "sorted-desc" : "sorted-asc");
     const value = (tr) => {
-      if (key === "loss" || key === "impl") return tr.dataset[key];
+      if (key === "loss" || key === "impl" || key === "of") return tr.dataset[key];
       const td = $$("td.cell", tr).find((c) => c.dataset.dtype === key);
       return td ? parseFloat(td.dataset.ulp) : -1;
     };
@@ -78,7 +80,7 @@
     if (target && target.tagName === "DETAILS") { hydrate(target); target.open = true; }
   }
 
-  ["#f-backend", "#f-dtype", "#f-class"].forEach((sel) => $(sel).addEventListener("change", applyFilters));
+  ["#f-backend", "#f-dtype", "#f-quantity", "#f-class"].forEach((sel) => $(sel).addEventListener("change", applyFilters));
   $$("th[data-sort]", table).forEach((th) => th.addEventListener("click", () => sortBy(th)));
   $$("details.cell-detail").forEach((d) => d.addEventListener("toggle", () => { if (d.open) hydrate(d); }));
   document.addEventListener("click", (event) => {
