@@ -194,7 +194,7 @@ def _namespace(impl: Impl) -> dict:
     return ns
 
 
-def labels_not_a_distribution(inputs: dict, got: float, exact: float) -> bool:
+def labels_not_a_distribution(inputs: dict) -> bool:
     """Some label row of the case does not sum to exactly 1 (sums taken exactly)."""
     from fractions import Fraction
 

@@ -19,8 +19,9 @@ def to_torch(arr: np.ndarray):
 
     arr = np.asarray(arr)
     if is_bfloat16(arr):
-        return torch.from_numpy(arr.astype(np.float32)).to(torch.bfloat16)
-    return torch.from_numpy(np.ascontiguousarray(arr))
+        return torch.from_numpy(np.asarray(arr.astype(np.float32))).to(torch.bfloat16)
+    # np.ascontiguousarray makes a 0-d array 1-d; the reshape keeps a scalar a scalar
+    return torch.from_numpy(np.ascontiguousarray(arr).reshape(arr.shape))
 
 
 def from_torch(t) -> np.ndarray:

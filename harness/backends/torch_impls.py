@@ -25,8 +25,9 @@ BACKWARD_CLAMP = Deviation(
     "backward' that the log clamp buys, so it is finite at p = 0 and p = 1",
     "https://pytorch.org/docs/stable/generated/torch.nn.BCELoss.html; EPSILON in "
     "aten/src/ATen/native/Loss.cpp (binary_cross_entropy_backward)",
-    lambda inputs, got, exact: bool(
-        (lambda p: (p * (1 - p) < 1e-12).any())(inputs["probs"].astype("float64"))
+    lambda inputs, got, exact: (
+        math.isfinite(got)
+        and bool((lambda p: (p * (1 - p) < 1e-12).any())(inputs["probs"].astype("float64")))
     ),
     quantity="grad",
 )
