@@ -25,9 +25,18 @@ from hypothesis import HealthCheck, Phase, given, seed, settings, target
 
 import oracles
 from harness.grid import edge_grid
-from harness.metrics import DEFAULT_TOLERANCE, FINDING_CLASSES, SEVERITY, Score, classify
+from harness.metrics import (
+    CLASSES,
+    DEFAULT_TOLERANCE,
+    FINDING_CLASSES,
+    SEVERITY,
+    Score,
+    classify,
+)
 from harness.registry import Impl
 from harness.strategies import from_loss
+from oracles import fast
+from oracles.api import check_probs
 
 TARGET_CAP = 1e30  # target() needs finite scores; inf ULP (NaN, overflow) maps here
 PROFILE_BINS = 400  # at most this many points of error against input per cell
@@ -67,10 +76,24 @@ def _error_score() -> Score:
 
 
 def score(
-    impl: Impl, dtype: str, inputs: dict, tolerance: float, wrt: str | None = None
+    impl: Impl,
+    dtype: str,
+    inputs: dict,
+    tolerance: float,
+    wrt: str | None = None,
+    *,
+    exact: bool = False,
 ) -> list[Observation]:
     """Call the impl on a batch and class every element of its answer: the values, or
-    with ``wrt`` the gradient of their sum with respect to that input."""
+    with ``wrt`` the gradient of their sum with respect to that input.
+
+    Values of the losses ``oracles/fast.py`` covers are scored on the fast path unless
+    ``exact``; findings are always re-scored with ``exact`` (mpmath) before reporting.
+    """
+    if wrt is None and not exact and FAST_PATH and fast.covers(impl.loss, dtype):
+        scored = _score_fast(impl, dtype, inputs, tolerance)
+        if scored is not None:
+            return scored
     if wrt is None:
         ev = oracles.evaluate(impl.loss, dtype, **inputs)
     else:
@@ -103,6 +126,87 @@ def score(
         case = single_case(cast, spec, row) if ev.reference.ndim else cast
         out.append(Observation(case, index, s, float(g), exact, float(ref)))
     return out
+
+
+FAST_PATH = True  # False: every value through mpmath (bench/ and the equivalence tests)
+
+
+def _score_fast(impl: Impl, dtype: str, inputs: dict, tolerance: float):
+    """``score`` on the fast path: vectorised classes and ULP errors, with mpmath only
+    for the elements whose rounding or class the float64 bound cannot decide. None
+    where the impl raises or returns a wrong shape: the exact path reports that."""
+    spec = oracles.get_loss(impl.loss)
+    cast = oracles.cast_inputs(spec, dtype, **inputs)
+    if spec.primary == "probs":
+        check_probs(cast["probs"])
+    names = fast.FAST[spec.id].inputs
+    fv = fast.fast_values(spec.id, dtype, cast)
+    try:
+        got = np.asarray(impl(cast, dtype))
+    except Exception:  # noqa: BLE001 - the exact path finds which cases raise
+        return None
+    if got.shape != fv.value.shape:
+        return None
+    fmt = oracles.get_format(dtype)
+    y = got.astype(np.float64).ravel()
+    codes, ulp, diff, need = classify_fast(y, fv, fmt, tolerance, spec.is_loss)
+    v, ref = fv.value.ravel(), fv.reference.ravel()
+    per_case = int(np.prod(got.shape[1:])) if got.ndim > 1 else 1
+    exact_of = {}
+    if need.any():
+        ev = oracles.evaluate(
+            spec, dtype, **oracles.api.subset(cast, names, need.reshape(got.shape))
+        )
+        for i, ex, r in zip(np.flatnonzero(need), ev.exact.ravel(), ev.reference.ravel()):
+            exact_of[i] = (ex, float(r))
+    out = []
+    for i in range(y.size):
+        row, index = divmod(i, per_case) if got.ndim else (0, 0)
+        case = single_case(cast, spec, row) if got.ndim else cast
+        if i in exact_of:
+            ex, r = exact_of[i]
+            s = classify(y[i], ex, r, fmt, tolerance=tolerance, is_loss=spec.is_loss)
+            out.append(Observation(case, index, s, float(y[i]), ex, r))
+        else:
+            s = Score(CLASSES[codes[i]], float(ulp[i]), float(diff[i]))
+            approx = mpmath.mpf(float(v[i]))  # profile and plots only; findings are exact
+            out.append(Observation(case, index, s, float(y[i]), approx, float(ref[i])))
+    return out
+
+
+CODE = {c: i for i, c in enumerate(CLASSES)}
+
+
+def classify_fast(y: np.ndarray, fv, fmt, tolerance: float, is_loss: bool):
+    """``metrics.classify`` over arrays, against the fast path's bounded values.
+
+    Returns class codes (indices into CLASSES), ULP errors, absolute errors, and the
+    mask of elements the bound cannot class (the rounding undecided, the exact value's
+    sign unknown, or the error within the bound of the tolerance): those need mpmath.
+    ULP and absolute errors are within 2**-40 relative of the exact ones.
+    """
+    v, bound, ref = fv.value.ravel(), fv.bound.ravel(), fv.reference.ravel()
+    need = ~fv.decided.ravel()
+    with np.errstate(all="ignore"):
+        _, e = np.frexp(v)
+        k = np.where(v == 0, fmt.emin, np.maximum(e - 1, fmt.emin)) - fmt.precision + 1
+        nan = np.isnan(y)
+        diff = np.where(nan, np.inf, np.abs(y - v))
+        ulp = np.ldexp(diff, -k)
+        ulp_bound = np.ldexp(bound, -k) + ulp * 2.0**-50
+    positive, negative = v - bound > 0, v + bound < 0
+    same = (y == ref) & ~nan
+    sign = ((y < 0) & positive) | ((y > 0) & negative) | ((y < 0) & is_loss)
+    need |= ~same & ~nan & (y != 0) & ~positive & ~negative  # the exact value's sign unknown
+    need |= ~same & ~sign & np.isfinite(y) & (np.abs(ulp - tolerance) <= ulp_bound)
+    codes = np.full(y.shape, CODE["inaccurate"], dtype=np.int8)
+    codes[(y == 0) & (ref != 0)] = CODE["underflow"]
+    codes[ulp <= tolerance] = CODE["ok"]
+    codes[np.isinf(y)] = CODE["overflow"]
+    codes[sign] = CODE["sign"]
+    codes[same] = CODE["exact"]
+    codes[nan] = CODE["nan"]
+    return codes, ulp, diff, need
 
 
 def _rank(o: Observation) -> tuple:
@@ -245,7 +349,10 @@ def fuzz(cell: Cell, *, budget: int, campaign_seed: int, deadline: float | None 
         except oracles.DomainError:
             return  # the strategies stay in the domain; this guards against edge casts
         worst = cell.add(observations)
-        target(math.log2(1.0 + min(worst, TARGET_CAP)), label="log2(1 + ULP error)")
+        # quantised to 1/64 octave, so that the fast path's last bits (2**-40 relative)
+        # never steer the search elsewhere than the exact path would
+        level = round(math.log2(1.0 + min(worst, TARGET_CAP)) * 64) / 64
+        target(level, label="log2(1 + ULP error)")
 
     explore()
 
@@ -325,7 +432,7 @@ def shrink(
 
 def _same_class(impl, dtype, inputs, like: Observation, tolerance, wrt=None) -> Observation | None:
     try:
-        observations = score(impl, dtype, inputs, tolerance, wrt)
+        observations = score(impl, dtype, inputs, tolerance, wrt, exact=True)
     except (oracles.DomainError, ValueError, TypeError):
         return None
     if like.index >= len(observations):
