@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import harness
@@ -107,6 +108,8 @@ def cmd_run(args) -> int:
         print(f"skipped: {reason}", file=sys.stderr)
     if not selection.cells:
         raise UsageError("no cells to run: the selection matches no installed impl")
+    k, n = _shard(args.shard)
+    selection.cells = selection.cells[k - 1 :: n]  # every N-th cell: merge interleaves them back
     _check_writable(args.out)
     data = campaign.run(
         selection,
@@ -117,6 +120,8 @@ def cmd_run(args) -> int:
     )
     if sys.stderr.isatty():
         sys.stderr.write("\r\033[K")
+    if n > 1:
+        data["shard"] = {"index": k, "count": n}
     results.write_atomic(args.out, data)
     print(campaign.summary_table(data))
     n = len(data["findings"])
@@ -125,6 +130,131 @@ def cmd_run(args) -> int:
         f"\n{len(data['cells'])} cells, {sum(c['cases'] for c in data['cells'])} cases, "
         f"{n} findings ({documented} documented) in {data['elapsed_seconds']:.0f} s; "
         f"wrote {args.out}"
+    )
+    return EXIT_OK
+
+
+def _pair(text: str, what: str) -> tuple[float, float]:
+    parts = text.split(",")
+    try:
+        a, b = (float(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"{what} {text!r}: expected two numbers, LO,HI") from None
+    if not a <= b:
+        raise UsageError(f"{what} {text!r}: LO must be <= HI")
+    return a, b
+
+
+def _shard(text: str | None) -> tuple[int, int]:
+    if text is None:
+        return (1, 1)
+    k, sep, n = text.partition("/")
+    try:
+        k, n = int(k), int(n)
+    except ValueError:
+        raise UsageError(f"--shard {text!r}: expected K/N, e.g. 2/4") from None
+    if not sep or not 1 <= k <= n:
+        raise UsageError(f"--shard {text!r}: expected K/N with 1 <= K <= N")
+    return k, n
+
+
+def cmd_sweep(args) -> int:
+    import os
+
+    import oracles
+    from harness import campaign, results, sweep
+    from harness.registry import get_impl, load_all, skipped_reason
+    from oracles import fast
+
+    spec = oracles.get_loss(args.loss)
+    try:
+        oracles.get_format(args.dtype)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not fast.covers(spec.id, args.dtype):
+        raise UsageError(
+            f"a sweep needs the fast reference path, which covers {', '.join(sorted(fast.FAST))} "
+            f"in {', '.join(fast.TARGETS)}; not {spec.id} in {args.dtype}"
+        )
+    if args.impl:
+        impls = [get_impl(i) for i in args.impl]
+        for impl in impls:
+            if impl.loss != spec.id:
+                raise UsageError(f"{impl.id} computes {impl.loss}, not {spec.id}")
+    else:
+        impls = [i for i in load_all().values() if i.loss == spec.id]
+    chosen = []
+    for impl in impls:
+        reason = skipped_reason(impl)
+        if reason:
+            print(f"skipped: {reason}", file=sys.stderr)
+        elif args.dtype not in impl.dtypes:
+            print(f"skipped: {impl.id} does not take {args.dtype}", file=sys.stderr)
+        else:
+            chosen.append(impl.id)
+    if not chosen:
+        raise UsageError("no impl to sweep: none of the selection is installed for this dtype")
+    labels: tuple = ()
+    if spec.labels:
+        try:
+            labels = tuple(float(v) for v in args.labels.split(","))
+        except ValueError:
+            raise UsageError(f"--labels {args.labels!r}: expected numbers, e.g. 0,1") from None
+        bad = [z for z in labels if not 0.0 <= z <= 1.0]
+        if bad:
+            raise UsageError(f"--labels: {bad[0]!r} is outside [0, 1]")
+    if args.dtype == "float32" and args.range is None and not args.all:
+        raise UsageError("float32 has 2**32 values: give --range LO,HI or --all")
+    value_range = None if args.all or args.range is None else _pair(args.range, "--range")
+    lo, hi = sweep.ordinal_range(args.dtype, value_range, spec.primary)
+    if args.chunk < 1:
+        raise UsageError("--chunk must be >= 1")
+    plan = sweep.Plan(
+        spec.id,
+        tuple(chosen),
+        args.dtype,
+        labels,
+        lo,
+        hi,
+        args.chunk,
+        _shard(args.shard),
+        args.pos_weight,
+    )
+    _check_writable(args.out)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    show = None
+    if sys.stderr.isatty():
+
+        def show(n, total):
+            sys.stderr.write(f"\r\033[K[{n}/{total} chunks]")
+            sys.stderr.flush()
+
+    data = sweep.run(plan, args.out, jobs=args.jobs, resume=args.resume, progress=show)
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
+    results.write_atomic(args.out, data)
+    print(campaign.summary_table(data))
+    elements = sum(c["cases"] for c in data["cells"])
+    print(
+        f"\n{len(data['cells'])} impls, {elements} elements, {len(data['findings'])} findings "
+        f"in {data['elapsed_seconds']:.0f} s; wrote {args.out}"
+        + ("" if data["complete"] else " (INCOMPLETE: some chunks are not done)")
+    )
+    return EXIT_OK
+
+
+def cmd_merge(args) -> int:
+    from harness import merge, results
+
+    files = [(path, results.load(path)) for path in args.results]
+    merged, warnings = merge.merge(files)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    _check_writable(args.output)
+    results.write_atomic(args.output, merged)
+    print(
+        f"merged {len(files)} shards: {len(merged['cells'])} cells, "
+        f"{len(merged['findings'])} findings; wrote {args.output}"
     )
     return EXIT_OK
 
@@ -277,7 +407,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_nonnegative_int, default=None)
     s.add_argument("--out", default="out/results.json")
     s.add_argument("--config", help="policy file (default lossfuzz.toml or [tool.lossfuzz])")
+    s.add_argument("--shard", help="K/N: only every N-th cell, from the K-th (see merge)")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("merge", help="combine the results files of a sharded run or sweep")
+    s.add_argument("results", nargs="+")
+    s.add_argument("-o", "--output", default="out/results.json")
+    s.set_defaults(func=cmd_merge)
+
+    s = sub.add_parser("sweep", help="check every float of a range exhaustively")
+    s.add_argument("--loss", required=True)
+    s.add_argument("--impl", action="append", help="impl id (repeatable; default all of the loss)")
+    s.add_argument("--dtype", required=True, help="float16, bfloat16 or float32")
+    s.add_argument("--labels", default="0,1", help="labels to pair with every input (default 0,1)")
+    s.add_argument("--range", help="LO,HI: only inputs in this closed range")
+    s.add_argument("--all", action="store_true", help="every finite value (needed for float32)")
+    s.add_argument("--chunk", type=_nonnegative_int, default=1 << 20, help="floats per chunk")
+    s.add_argument("--jobs", type=_nonnegative_int, default=os.cpu_count() or 1)
+    s.add_argument("--shard", help="K/N: only every N-th chunk, from the K-th")
+    s.add_argument("--pos-weight", type=float, default=1.0, dest="pos_weight")
+    s.add_argument("--resume", action="store_true", help="skip the chunks in <out>.journal")
+    s.add_argument("--out", default="out/sweep.json")
+    s.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("baseline", help="record a results file's cells as a baseline")
     s.add_argument("results")
