@@ -86,7 +86,10 @@ def _term(c: np.ndarray, f) -> np.ndarray:
         return np.zeros_like(c)
     with np.errstate(all="ignore"):
         value = c * f()
-    return np.where(c == 0, 0.0, value)
+    zero = c == 0
+    if zero.any():
+        value[zero] = 0.0
+    return value
 
 
 def _smooth(z: np.ndarray, eps: float) -> np.ndarray:
@@ -94,9 +97,14 @@ def _smooth(z: np.ndarray, eps: float) -> np.ndarray:
 
 
 def _sigmoid_ce(x, z, eps=0.0, q=None):
+    """softplus(-x) and softplus(x) share log1p(exp(-|x|)): one exp and one log1p."""
     z = _smooth(z, eps)
     pos = z if q is None else q * z
-    return _term(pos, lambda: _softplus(-x)) + _term(1.0 - z, lambda: _softplus(x))
+    with np.errstate(all="ignore"):
+        shared = np.log1p(np.exp(-np.abs(x)))
+    return _term(pos, lambda: np.maximum(-x, 0.0) + shared) + _term(
+        1.0 - z, lambda: np.maximum(x, 0.0) + shared
+    )
 
 
 def _binary_ce(p, z, eps=0.0):
@@ -165,7 +173,9 @@ def fast_values(loss: str, dtype: str, cast: dict) -> FastValues:
         eps = float(cast.get("label_smoothing", 0.0) or 0.0)
         smoothed = [_smooth(a, eps) if n == "labels" else a for n, a in zip(spec.inputs, arrays)]
         covered = spec.covered(*smoothed)
-        value = np.where(covered, spec.fn(*arrays, eps), np.nan)
+        value = spec.fn(*arrays, eps)
+        if not covered.all():
+            value = np.where(covered, value, np.nan)
         bound = np.abs(value) * RELATIVE + ABSOLUTE
         lo = round_fast(value - bound, fmt)
         hi = round_fast(value + bound, fmt)
