@@ -149,7 +149,11 @@ def main() -> None:
     ]
     if args.sweep:
         runs.append(
-            ("float32, 2**28 logits from 1.0", "float32", ["--range", "1,4.0e3", "--jobs", "2"])
+            (
+                "float32, 2**28 logits in [1, 2**32]",
+                "float32",
+                ["--range", "1,4294967296", "--jobs", "2"],
+            )
         )
     for name, dtype, extra in runs:
         s, peak, n = sweep(dtype, extra, out / f"bench-sweep-{dtype}.json")

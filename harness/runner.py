@@ -36,7 +36,7 @@ from harness.metrics import (
 from harness.registry import Impl
 from harness.strategies import from_loss
 from oracles import fast
-from oracles.api import check_probs
+from oracles.api import check_elementwise_domain
 
 TARGET_CAP = 1e30  # target() needs finite scores; inf ULP (NaN, overflow) maps here
 PROFILE_BINS = 400  # at most this many points of error against input per cell
@@ -137,8 +137,7 @@ def _score_fast(impl: Impl, dtype: str, inputs: dict, tolerance: float):
     where the impl raises or returns a wrong shape: the exact path reports that."""
     spec = oracles.get_loss(impl.loss)
     cast = oracles.cast_inputs(spec, dtype, **inputs)
-    if spec.primary == "probs":
-        check_probs(cast["probs"])
+    check_elementwise_domain(spec, cast)
     names = fast.FAST[spec.id].inputs
     fv = fast.fast_values(spec.id, dtype, cast)
     try:

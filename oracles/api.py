@@ -111,6 +111,34 @@ def _fraction_labels(z: np.ndarray, what: str = "labels") -> list:
     return out
 
 
+def check_elementwise_domain(spec: Loss, cast: dict) -> None:
+    """The domain errors the exact path raises, checked over whole arrays (fast path)."""
+    names = (
+        [spec.primary]
+        + (["labels"] if spec.labels else [])
+        + [n for n in ("pos_weight",) if n in spec.params]
+    )
+    try:
+        np.broadcast_shapes(*(np.shape(cast[n]) for n in names))
+    except ValueError:
+        shapes = ", ".join(f"{n} {np.shape(cast[n])}" for n in names)
+        raise ValueError(f"{spec.id}: shapes do not broadcast: {shapes}") from None
+    if spec.primary == "probs":
+        check_probs(cast["probs"])
+    if spec.labels:
+        z = cast["labels"].astype(np.float64)
+        bad = ~np.isnan(z) & ((z < 0) | (z > 1))
+        if bad.any():
+            raise DomainError(f"labels must lie in [0, 1]; got {float(z[bad].flat[0])!r}")
+    if "pos_weight" in spec.params:
+        q = cast["pos_weight"].astype(np.float64)
+        bad = ~np.isnan(q) & ~((q >= 0) & (q < np.inf))
+        if bad.any():
+            raise DomainError(
+                f"pos_weight must be finite and >= 0; got {float(q[bad].flat[0])!r}"
+            )
+
+
 def check_probs(p: np.ndarray) -> None:
     f = p.astype(np.float64)
     bad = ~np.isnan(f) & ((f < 0) | (f > 1))
@@ -216,8 +244,7 @@ def reference(loss: str, dtype: str, **inputs) -> np.ndarray:
         return evaluate(spec, dtype, **inputs).reference
     fmt = get_format(dtype)
     cast = cast_inputs(spec, dtype, **inputs)
-    if spec.primary == "probs":
-        check_probs(cast["probs"])
+    check_elementwise_domain(spec, cast)
     fv = fast.fast_values(spec.id, dtype, cast)
     out = fv.reference.copy()
     todo = ~fv.decided
