@@ -188,6 +188,7 @@ def cell_record(cell: Cell, findings: list[dict]) -> dict:
         "worst_class": worst(counts),
         "worst": findings[0] if findings else None,
         "seconds": round(cell.seconds, 3),
+        **({"stopped": cell.stopped} if cell.stopped else {}),
         "profile": {
             "axis": _axis_name(cell.loss),
             "points": [
@@ -214,47 +215,77 @@ def run(
     seed: int = 0,
     tolerance: float = DEFAULT_TOLERANCE,
     progress=None,
+    isolation=None,
+    done: dict | None = None,
+    on_cell=None,
 ) -> dict:
-    """Run every selected cell; the results file's content."""
+    """Run every selected cell; the results file's content.
+
+    ``isolation`` (an ``isolation.Isolation``) runs the impls in worker processes.
+    ``done`` maps cell names to (record, findings) already computed (a resumed run):
+    those cells are not run again. ``on_cell(name, record, findings, partial)`` is
+    called after each cell; ``partial()`` builds the results so far (incomplete).
+    """
+    from harness import runner
+
     start = time.monotonic()
     created = R.now()
     cells, findings = [], []
+    done = done or {}
     total = len(selection.cells)
-    complete = True
-    for n, (impl, dtype, wrt) in enumerate(selection.cells):
-        deadline = None
-        if seconds is not None:
-            left = seconds - (time.monotonic() - start)
-            if left <= 0:
-                complete = False
-                break
-            deadline = time.monotonic() + left / (total - n)
-        if progress:
-            progress(n, total, cell_name(impl.id, dtype, wrt))
-        cell = run_cell(
-            impl,
-            dtype,
-            budget=budget,
-            campaign_seed=seed,
-            tolerance=tolerance,
-            deadline=deadline,
-            wrt=wrt,
-        )
-        kept = [finding(cell, o) for o in finalise(cell)]
-        cells.append(cell_record(cell, kept))
-        findings.extend(kept)
-    return {
-        "schema": R.SCHEMA,
-        "created": created,
-        "seed": seed,
-        "budget": budget if seconds is None else {"seconds": seconds},
-        "versions": R.versions(),
-        "complete": complete,
-        "elapsed_seconds": round(time.monotonic() - start, 3),
-        "skipped": selection.skipped,
-        "cells": cells,
-        "findings": findings,
-    }
+    state = {"complete": True}
+
+    def results(complete: bool) -> dict:
+        return {
+            "schema": R.SCHEMA,
+            "created": created,
+            "seed": seed,
+            "budget": budget if seconds is None else {"seconds": seconds},
+            "versions": R.versions(),
+            "complete": complete,
+            "elapsed_seconds": round(time.monotonic() - start, 3),
+            "skipped": selection.skipped,
+            "cells": list(cells),
+            "findings": list(findings),
+        }
+
+    previous = runner.ISOLATION
+    runner.ISOLATION = isolation
+    try:
+        for n, (impl, dtype, wrt) in enumerate(selection.cells):
+            name = cell_name(impl.id, dtype, wrt)
+            if name in done:
+                record, kept = done[name]
+                cells.append(record)
+                findings.extend(kept)
+                continue
+            deadline = None
+            if seconds is not None:
+                left = seconds - (time.monotonic() - start)
+                if left <= 0:
+                    state["complete"] = False
+                    break
+                deadline = time.monotonic() + left / (total - n)
+            if progress:
+                progress(n, total, name)
+            cell = run_cell(
+                impl,
+                dtype,
+                budget=budget,
+                campaign_seed=seed,
+                tolerance=tolerance,
+                deadline=deadline,
+                wrt=wrt,
+            )
+            kept = [finding(cell, o) for o in finalise(cell)]
+            record = cell_record(cell, kept)
+            cells.append(record)
+            findings.extend(kept)
+            if on_cell:
+                on_cell(name, record, kept, lambda: results(False))
+    finally:
+        runner.ISOLATION = previous
+    return results(state["complete"])
 
 
 def progress_bar(stream=sys.stderr):

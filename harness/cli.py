@@ -89,7 +89,10 @@ def _positive_float(text: str) -> float:
 
 
 def cmd_run(args) -> int:
-    from harness import campaign, gate, results
+    import math
+    import time
+
+    from harness import campaign, gate, journal, results
 
     policy = gate.load_policy(args.config)
     args.loss = args.loss or policy.losses
@@ -111,27 +114,96 @@ def cmd_run(args) -> int:
     k, n = _shard(args.shard)
     selection.cells = selection.cells[k - 1 :: n]  # every N-th cell: merge interleaves them back
     _check_writable(args.out)
-    data = campaign.run(
-        selection,
-        budget=args.budget,
-        seconds=args.seconds,
-        seed=args.seed,
-        progress=campaign.progress_bar(),
-    )
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    shard = {"shard": {"index": k, "count": n}} if n > 1 else {}
+    plan = journal.plan_key(selection, args.seed, args.budget, campaign.DEFAULT_TOLERANCE)
+    jpath = journal.path_for(args.out)
+    done = journal.read(jpath, plan) if args.resume else {}
+    if done:
+        print(f"resuming: {len(done)} of {len(selection.cells)} cells are done", file=sys.stderr)
+    writer = journal.Writer(jpath, plan, append=bool(done))
+    last = {"t": -math.inf, "partial": None}  # the first finished cell is written at once
+
+    def on_cell(name, record, findings, partial):
+        writer.cell(name, record, findings)
+        last["partial"] = partial
+        if time.monotonic() - last["t"] >= journal.PARTIAL_EVERY:
+            results.write_atomic(args.out, partial() | shard)
+            last["t"] = time.monotonic()
+
+    isolation = None
+    if not args.no_isolation:
+        from harness.isolation import Isolation
+
+        isolation = Isolation(args.timeout, int(args.memory_limit * 2**30))
+    stop = _StopOnSignal()
+    try:
+        with stop:
+            data = campaign.run(
+                selection,
+                budget=args.budget,
+                seconds=args.seconds,
+                seed=args.seed,
+                progress=campaign.progress_bar(),
+                isolation=isolation,
+                done=done,
+                on_cell=on_cell,
+            )
+    except _Stopped as exc:
+        if last["partial"] is not None:
+            results.write_atomic(args.out, last["partial"]() | shard)
+        writer.close()
+        print(
+            f"lossfuzz: stopped by {exc.signame}; {args.out} holds the finished cells "
+            "(incomplete); `lossfuzz run --resume` with the same arguments goes on",
+            file=sys.stderr,
+        )
+        return 128 + exc.signum
+    finally:
+        if isolation is not None:
+            isolation.stop()
     if sys.stderr.isatty():
         sys.stderr.write("\r\033[K")
-    if n > 1:
-        data["shard"] = {"index": k, "count": n}
-    results.write_atomic(args.out, data)
+    results.write_atomic(args.out, data | shard)
+    writer.close(remove=True)
     print(campaign.summary_table(data))
-    n = len(data["findings"])
+    count = len(data["findings"])
     documented = sum(1 for f in data["findings"] if f["documented"])
     print(
         f"\n{len(data['cells'])} cells, {sum(c['cases'] for c in data['cells'])} cases, "
-        f"{n} findings ({documented} documented) in {data['elapsed_seconds']:.0f} s; "
+        f"{count} findings ({documented} documented) in {data['elapsed_seconds']:.0f} s; "
         f"wrote {args.out}"
     )
     return EXIT_OK
+
+
+class _Stopped(BaseException):  # like KeyboardInterrupt: nothing may catch it on the way
+    def __init__(self, signum: int):
+        import signal
+
+        self.signum = signum
+        self.signame = signal.Signals(signum).name
+
+
+class _StopOnSignal:
+    """Turn SIGINT and SIGTERM into _Stopped while a run is under way, so that the
+    finished cells are written before the process ends."""
+
+    def __enter__(self):
+        import signal
+
+        def handler(signum, frame):
+            raise _Stopped(signum)
+
+        self._old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for s, old in self._old.items():
+            signal.signal(s, old)
+        return False
 
 
 def _pair(text: str, what: str) -> tuple[float, float]:
@@ -408,6 +480,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="out/results.json")
     s.add_argument("--config", help="policy file (default lossfuzz.toml or [tool.lossfuzz])")
     s.add_argument("--shard", help="K/N: only every N-th cell, from the K-th (see merge)")
+    s.add_argument("--resume", action="store_true", help="skip the cells in <out>.journal")
+    s.add_argument(
+        "--no-isolation", action="store_true", help="call impls in this process (faster, unsafe)"
+    )
+    s.add_argument(
+        "--timeout", type=_positive_float, default=60.0, help="seconds per impl call (default 60)"
+    )
+    s.add_argument(
+        "--memory-limit",
+        type=_positive_float,
+        default=16.0,
+        dest="memory_limit",
+        help="GiB of address space per worker process (default 16)",
+    )
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("merge", help="combine the results files of a sharded run or sweep")

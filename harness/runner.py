@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings, target
 
 import oracles
 from harness.grid import edge_grid
+from harness.isolation import ImplFailed
 from harness.metrics import (
     CLASSES,
     DEFAULT_TOLERANCE,
@@ -71,8 +72,40 @@ def single_case(inputs: dict, spec: oracles.Loss, row: int) -> dict:
     return out
 
 
-def _error_score() -> Score:
-    return Score("error", math.inf, math.inf)
+def _error_score(kind: str = "error") -> Score:
+    return Score(kind, math.inf, math.inf)
+
+
+ISOLATION = None  # an isolation.Isolation while a campaign runs impls in worker processes
+_CONFIRMING = False  # True while confirm() re-runs a finding (in the other worker)
+
+
+def call_impl(impl: Impl, cast: dict, dtype: str, wrt: str | None = None) -> np.ndarray:
+    """The impl's answer (values, or the gradient with respect to ``wrt``): in a worker
+    process under isolation (raising isolation.ImplFailed), else in this one."""
+    if ISOLATION is not None:
+        worker = ISOLATION.confirm if _CONFIRMING else ISOLATION.search
+        return np.asarray(worker.call(impl, cast, dtype, wrt))
+    return np.asarray(impl(cast, dtype) if wrt is None else impl.gradient(cast, dtype, wrt))
+
+
+def _failed(impl, dtype, cast, spec, tolerance, wrt, exc, n, exact) -> list:
+    """Observations for a batch whose call failed: each case alone, to find which fail."""
+    if n > 1:
+        out = []
+        costly = isinstance(exc, ImplFailed) and exc.kind in ("crash", "timeout")
+        for row in range(n):
+            one = single_case(cast, spec, row)
+            out += score(impl, dtype, one, tolerance, wrt, exact=exact)
+            if costly and out[-1].cls in ("crash", "timeout"):
+                break  # the input that kills is found; each further one would cost as much
+        return out
+    if isinstance(exc, ImplFailed):
+        kind, message = exc.kind, exc.message
+    else:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        kind, message = "error", f"{type(exc).__name__}: {first}"
+    return [Observation(cast, 0, _error_score(kind), None, None, None, message[:500])]
 
 
 def score(
@@ -101,18 +134,12 @@ def score(
     spec = ev.loss
     cast = dict(ev.inputs)
     try:
-        got = np.asarray(impl(cast, dtype) if wrt is None else impl.gradient(cast, dtype, wrt))
+        got = call_impl(impl, cast, dtype, wrt)
         if got.shape != ev.reference.shape:
             raise ValueError(f"returned shape {got.shape}, expected {ev.reference.shape}")
     except Exception as exc:  # noqa: BLE001 - an impl failing is a finding, not our crash
         n = ev.reference.shape[0] if ev.reference.ndim else 1
-        if n > 1:  # find which cases raise; score the others
-            out = []
-            for row in range(n):
-                out += score(impl, dtype, single_case(cast, spec, row), tolerance, wrt)
-            return out
-        message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        return [Observation(cast, 0, _error_score(), None, None, None, message[:500])]
+        return _failed(impl, dtype, cast, spec, tolerance, wrt, exc, n, exact)
     per_case = int(np.prod(ev.reference.shape[1:])) if ev.reference.ndim > 1 else 1
     out = []
     flat_got = got.astype(np.float64).ravel()
@@ -141,7 +168,10 @@ def _score_fast(impl: Impl, dtype: str, inputs: dict, tolerance: float):
     names = fast.FAST[spec.id].inputs
     fv = fast.fast_values(spec.id, dtype, cast)
     try:
-        got = np.asarray(impl(cast, dtype))
+        got = call_impl(impl, cast, dtype)
+    except ImplFailed as exc:  # not twice: a crash or a hang costs a worker or a timeout
+        n = fv.value.shape[0] if fv.value.ndim else 1
+        return _failed(impl, dtype, cast, spec, tolerance, None, exc, n, False)
     except Exception:  # noqa: BLE001 - the exact path finds which cases raise
         return None
     if got.shape != fv.value.shape:
@@ -229,6 +259,7 @@ class Cell:
     worst_of: dict = field(default_factory=dict)
     seconds: float = 0.0
     profile: dict = field(default_factory=dict)  # bin -> (x, ulp, class, got, exact)
+    stopped: str | None = None  # why the search ended early (the impl crashed or hung)
 
     @property
     def quantity(self) -> str:
@@ -250,6 +281,8 @@ class Cell:
                 worst = max(worst, ulp)
                 if math.isfinite(ulp):
                     self.max_finite_ulp = max(self.max_finite_ulp, ulp)
+            if o.cls in ("crash", "timeout") and self.stopped is None:
+                self.stopped = f"{o.cls}: {o.error}"  # every further call would cost as much
             if o.cls in FINDING_CLASSES:
                 k = (o.cls, documented_by(self.impl, o, self.wrt) is not None)
                 best = self.worst_of.get(k)
@@ -313,6 +346,8 @@ def cell_name(impl: str, dtype: str, wrt: str | None = None) -> str:
 
 def run_grid(cell: Cell) -> None:
     for batch in edge_grid(cell.impl.loss, cell.dtype):
+        if cell.stopped:
+            return
         cell.add(score(cell.impl, cell.dtype, batch, cell.tolerance, cell.wrt))
 
 
@@ -323,7 +358,7 @@ def cell_seed(campaign_seed: int, cell: Cell) -> int:
 
 def fuzz(cell: Cell, *, budget: int, campaign_seed: int, deadline: float | None = None) -> None:
     """Hypothesis search over the cell's inputs, climbing towards the worst ULP error."""
-    if budget <= 0:
+    if budget <= 0 or cell.stopped:
         return
     strategy = from_loss(
         cell.impl.loss, dtype=cell.dtype, label_smoothing="label_smoothing" in cell.impl.params
@@ -341,8 +376,8 @@ def fuzz(cell: Cell, *, budget: int, campaign_seed: int, deadline: float | None 
     )
     @given(strategy)
     def explore(inputs):
-        if deadline is not None and time.monotonic() > deadline:
-            return  # the campaign's time is spent: let the remaining examples pass by
+        if cell.stopped or (deadline is not None and time.monotonic() > deadline):
+            return  # the campaign's time is spent, or the impl crashed: let the rest pass by
         try:
             observations = score(cell.impl, cell.dtype, inputs, cell.tolerance, cell.wrt)
         except oracles.DomainError:
@@ -446,8 +481,14 @@ def _same_class(impl, dtype, inputs, like: Observation, tolerance, wrt=None) -> 
 def confirm(
     impl: Impl, dtype: str, o: Observation, tolerance: float, wrt: str | None = None
 ) -> bool:
-    """The impl gives the same bits on a second call, and the oracle agrees again."""
-    again = _same_class(impl, dtype, o.inputs, o, tolerance, wrt)
+    """The impl gives the same bits on a second call (under isolation, in another
+    process than the one that found it), and the exact oracle agrees again."""
+    global _CONFIRMING
+    _CONFIRMING = True
+    try:
+        again = _same_class(impl, dtype, o.inputs, o, tolerance, wrt)
+    finally:
+        _CONFIRMING = False
     if again is None:
         return False
     if o.got is None:
@@ -469,7 +510,10 @@ def finalise(cell: Cell) -> list[Observation]:
         alone = _same_class(cell.impl, cell.dtype, lead.inputs, lead, cell.tolerance, cell.wrt)
         if alone is None:
             continue
-        small = shrink(cell.impl, cell.dtype, alone, cell.tolerance, wrt=cell.wrt)
+        if alone.cls in ("crash", "timeout"):
+            small = alone  # each try would cost a process or a timeout: keep the input
+        else:
+            small = shrink(cell.impl, cell.dtype, alone, cell.tolerance, wrt=cell.wrt)
         if confirm(cell.impl, cell.dtype, small, cell.tolerance, cell.wrt):
             findings.append(small)
     return sorted(findings, key=_rank, reverse=True)

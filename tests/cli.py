@@ -3,6 +3,9 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def lossfuzz(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:

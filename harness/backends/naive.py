@@ -5,7 +5,9 @@ These are what people write: "sigmoid, then log", "softmax, then log",
 sigmoid_cross_entropy_with_logits (seed 004). They overflow, underflow and turn
 into NaN at each dtype's thresholds (exp overflows past 88.72 in float32, 11.09
 in float16). ``naive:stable_sigmoid_ce`` is the documented stable formula,
-max(x, 0) - x z + log1p(exp(-|x|)), the control that should stay accurate.
+max(x, 0) - x z + log1p(exp(-|x|)), which still cancels in x - x z for z near 1;
+``naive:control_sigmoid_ce`` writes the loss as non-negative terms, z softplus(-x) +
+(1 - z) softplus(x), and is the control that must stay within tolerance.
 
 NumPy keeps the arrays' dtype when a Python scalar joins them (NEP 50), so
 ``1 - labels`` is computed in float16 for float16 inputs, as a user's code would.
@@ -36,6 +38,14 @@ for name, call in {
     "tf_doc_negative_branch": "-logits * labels + np.log(1 + np.exp(logits))",
     "stable_sigmoid_ce": (
         "np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))"
+    ),
+    # the control: z softplus(-x) + (1 - z) softplus(x), each softplus as max(t, 0) +
+    # log1p(exp(-|t|)) and a zero label weight giving 0: non-negative terms, no cancellation
+    "control_sigmoid_ce": (
+        "np.where(labels == 0, 0, labels * (np.maximum(-logits, 0)"
+        " + np.log1p(np.exp(-np.abs(logits)))))"
+        " + np.where(labels == 1, 0, (1 - labels) * (np.maximum(logits, 0)"
+        " + np.log1p(np.exp(-np.abs(logits)))))"
     ),
 }.items():
     implementation(f"naive:{name}", loss=SIGMOID_CE, call=call)
