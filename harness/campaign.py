@@ -277,6 +277,9 @@ def run(
                 deadline=deadline,
                 wrt=wrt,
             )
+            if runner.STOP["signal"]:
+                state["complete"] = False  # a signal cut this cell short: it is not kept
+                break
             kept = [finding(cell, o) for o in finalise(cell)]
             record = cell_record(cell, kept)
             cells.append(record)

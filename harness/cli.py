@@ -136,9 +136,8 @@ def cmd_run(args) -> int:
         from harness.isolation import Isolation
 
         isolation = Isolation(args.timeout, int(args.memory_limit * 2**30))
-    stop = _StopOnSignal()
     try:
-        with stop:
+        with _StopOnSignal() as stop:
             data = campaign.run(
                 selection,
                 budget=args.budget,
@@ -149,19 +148,19 @@ def cmd_run(args) -> int:
                 done=done,
                 on_cell=on_cell,
             )
-    except _Stopped as exc:
-        if last["partial"] is not None:
-            results.write_atomic(args.out, last["partial"]() | shard)
-        writer.close()
-        print(
-            f"lossfuzz: stopped by {exc.signame}; {args.out} holds the finished cells "
-            "(incomplete); `lossfuzz run --resume` with the same arguments goes on",
-            file=sys.stderr,
-        )
-        return 128 + exc.signum
     finally:
         if isolation is not None:
             isolation.stop()
+    if stop.signum is not None:
+        results.write_atomic(args.out, data | shard)
+        writer.close()
+        print(
+            f"\nlossfuzz: stopped by {stop.signame}; {args.out} holds the {len(data['cells'])} "
+            "finished cells (incomplete); `lossfuzz run --resume` with the same arguments "
+            "goes on",
+            file=sys.stderr,
+        )
+        return 128 + stop.signum
     if sys.stderr.isatty():
         sys.stderr.write("\r\033[K")
     results.write_atomic(args.out, data | shard)
@@ -177,23 +176,31 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
-class _Stopped(BaseException):  # like KeyboardInterrupt: nothing may catch it on the way
-    def __init__(self, signum: int):
+class _StopOnSignal:
+    """While a run is under way, SIGINT and SIGTERM end it at the next case (an exception
+    raised from the handler could land inside Hypothesis or a framework); the finished
+    cells are then written before the process ends."""
+
+    signum: int | None = None
+
+    @property
+    def signame(self) -> str:
         import signal
 
-        self.signum = signum
-        self.signame = signal.Signals(signum).name
-
-
-class _StopOnSignal:
-    """Turn SIGINT and SIGTERM into _Stopped while a run is under way, so that the
-    finished cells are written before the process ends."""
+        return signal.Signals(self.signum).name
 
     def __enter__(self):
         import signal
 
+        from harness import runner
+
+        runner.STOP["signal"] = None
+
         def handler(signum, frame):
-            raise _Stopped(signum)
+            if self.signum is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # a second Ctrl-C: stop now
+            self.signum = signum
+            runner.STOP["signal"] = signum
 
         self._old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         return self

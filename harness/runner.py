@@ -77,6 +77,7 @@ def _error_score(kind: str = "error") -> Score:
 
 
 ISOLATION = None  # an isolation.Isolation while a campaign runs impls in worker processes
+STOP: dict = {"signal": None}  # set by a SIGINT/SIGTERM handler: end the cell at the next case
 _CONFIRMING = False  # True while confirm() re-runs a finding (in the other worker)
 
 
@@ -346,7 +347,7 @@ def cell_name(impl: str, dtype: str, wrt: str | None = None) -> str:
 
 def run_grid(cell: Cell) -> None:
     for batch in edge_grid(cell.impl.loss, cell.dtype):
-        if cell.stopped:
+        if cell.stopped or STOP["signal"]:
             return
         cell.add(score(cell.impl, cell.dtype, batch, cell.tolerance, cell.wrt))
 
@@ -376,7 +377,7 @@ def fuzz(cell: Cell, *, budget: int, campaign_seed: int, deadline: float | None 
     )
     @given(strategy)
     def explore(inputs):
-        if cell.stopped or (deadline is not None and time.monotonic() > deadline):
+        if cell.stopped or STOP["signal"] or (deadline is not None and time.monotonic() > deadline):
             return  # the campaign's time is spent, or the impl crashed: let the rest pass by
         try:
             observations = score(cell.impl, cell.dtype, inputs, cell.tolerance, cell.wrt)

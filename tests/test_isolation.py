@@ -91,7 +91,8 @@ def test_a_crash_on_some_inputs_names_the_input_that_kills(faulty, tmp_path):
     crash = [f for f in data["findings"] if f["class"] == "crash"]
     assert crash and abs(float.fromhex(crash[0]["inputs"]["logits"]["hex"][0])) > 1e4
     cell = data["cells"][0]
-    assert cell["counts"]["crash"] >= 1 and cell["counts"].get("exact", 0) > 0
+    # the search stops at the first crash: each further one would cost a process
+    assert cell["counts"]["crash"] == 1 and cell["stopped"].startswith("crash: killed by SIGABRT")
 
 
 SLOW = ["naive:softplus", "naive:log_sigmoid", "naive:sigmoid_then_log", "naive:tf_doc_step3"]
