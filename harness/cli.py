@@ -255,6 +255,22 @@ def cmd_sweep(args) -> int:
             f"a sweep needs the fast reference path, which covers {', '.join(sorted(fast.FAST))} "
             f"in {', '.join(fast.TARGETS)}; not {spec.id} in {args.dtype}"
         )
+    labels: tuple = ()
+    if spec.labels:
+        try:
+            labels = tuple(float(v) for v in args.labels.split(","))
+        except ValueError:
+            raise UsageError(f"--labels {args.labels!r}: expected numbers, e.g. 0,1") from None
+        bad = [z for z in labels if not 0.0 <= z <= 1.0]
+        if bad:
+            raise UsageError(f"--labels: {bad[0]!r} is outside [0, 1]")
+    if args.dtype == "float32" and args.range is None and not args.all:
+        raise UsageError("float32 has 2**32 values: give --range LO,HI or --all")
+    value_range = None if args.all or args.range is None else _pair(args.range, "--range")
+    lo, hi = sweep.ordinal_range(args.dtype, value_range, spec.primary)
+    if args.chunk < 1:
+        raise UsageError("--chunk must be >= 1")
+    shard = _shard(args.shard)
     if args.impl:
         impls = [get_impl(i) for i in args.impl]
         for impl in impls:
@@ -273,21 +289,6 @@ def cmd_sweep(args) -> int:
             chosen.append(impl.id)
     if not chosen:
         raise UsageError("no impl to sweep: none of the selection is installed for this dtype")
-    labels: tuple = ()
-    if spec.labels:
-        try:
-            labels = tuple(float(v) for v in args.labels.split(","))
-        except ValueError:
-            raise UsageError(f"--labels {args.labels!r}: expected numbers, e.g. 0,1") from None
-        bad = [z for z in labels if not 0.0 <= z <= 1.0]
-        if bad:
-            raise UsageError(f"--labels: {bad[0]!r} is outside [0, 1]")
-    if args.dtype == "float32" and args.range is None and not args.all:
-        raise UsageError("float32 has 2**32 values: give --range LO,HI or --all")
-    value_range = None if args.all or args.range is None else _pair(args.range, "--range")
-    lo, hi = sweep.ordinal_range(args.dtype, value_range, spec.primary)
-    if args.chunk < 1:
-        raise UsageError("--chunk must be >= 1")
     plan = sweep.Plan(
         spec.id,
         tuple(chosen),
@@ -296,7 +297,7 @@ def cmd_sweep(args) -> int:
         lo,
         hi,
         args.chunk,
-        _shard(args.shard),
+        shard,
         args.pos_weight,
     )
     _check_writable(args.out)
