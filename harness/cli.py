@@ -163,6 +163,10 @@ def cmd_run(args) -> int:
         return 128 + stop.signum
     if sys.stderr.isatty():
         sys.stderr.write("\r\033[K")
+    if not (args.loss or args.impl or args.dtype or args.no_contracts) and n == 1:
+        from harness import contracts
+
+        data["contracts"] = contracts.run()  # the default campaign reports them too
     results.write_atomic(args.out, data | shard)
     writer.close(remove=True)
     print(campaign.summary_table(data))
@@ -319,6 +323,36 @@ def cmd_sweep(args) -> int:
         f"\n{len(data['cells'])} impls, {elements} elements, {len(data['findings'])} findings "
         f"in {data['elapsed_seconds']:.0f} s; wrote {args.out}"
         + ("" if data["complete"] else " (INCOMPLETE: some chunks are not done)")
+    )
+    return EXIT_OK
+
+
+def cmd_contracts(args) -> int:
+    from harness import contracts, results
+
+    _check_writable(args.out)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    table = contracts.run()
+    data = {
+        "schema": results.SCHEMA,
+        "created": results.now(),
+        "seed": None,
+        "budget": None,
+        "versions": results.versions(),
+        "complete": True,
+        "skipped": [],
+        "cells": [],
+        "findings": [],
+        "contracts": table,
+    }
+    results.write_atomic(args.out, data)
+    silent = [r for r in table["contracts"] if r["verdict"].startswith("SILENT")]
+    for r in silent:
+        print(f"{r['impl']}: {r['check']} ({r['input']}): {r['observed']}: {r['verdict']}")
+    print(
+        f"{len(table['contracts'])} contract checks ({len(silent)} silent), "
+        f"{len(table['special_values'])} special values, {len(table['pitfalls'])} pitfalls; "
+        f"wrote {args.out}"
     )
     return EXIT_OK
 
@@ -490,6 +524,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--shard", help="K/N: only every N-th cell, from the K-th (see merge)")
     s.add_argument("--resume", action="store_true", help="skip the cells in <out>.journal")
     s.add_argument(
+        "--no-contracts",
+        action="store_true",
+        help="leave the contracts table out of a default campaign",
+    )
+    s.add_argument(
         "--no-isolation", action="store_true", help="call impls in this process (faster, unsafe)"
     )
     s.add_argument(
@@ -503,6 +542,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="GiB of address space per worker process (default 16)",
     )
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("contracts", help="check API contracts, special values and pitfalls")
+    s.add_argument("--out", default="out/contracts.json")
+    s.set_defaults(func=cmd_contracts)
 
     s = sub.add_parser("merge", help="combine the results files of a sharded run or sweep")
     s.add_argument("results", nargs="+")

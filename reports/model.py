@@ -97,6 +97,7 @@ class Report:
     totals: dict  # class -> findings count
     explanations: list[tuple[str, str]]
     classes_present: list[str] = field(default_factory=list)
+    contracts: dict | None = None  # harness/contracts.py's tables, when the run has them
 
     @property
     def quantities(self) -> list[str]:
@@ -198,6 +199,7 @@ def build(data: dict, title: str = "lossfuzz report") -> Report:
         totals=dict(totals),
         explanations=[(c, EXPLANATIONS[c]) for c in CLASSES],
         classes_present=present,
+        contracts=data.get("contracts"),
     )
 
 
