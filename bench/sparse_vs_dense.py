@@ -37,7 +37,8 @@ for _ in range(3):
     if framework == "tf":
         logits = tf.constant(logits_np)
         if kind == "sparse":
-            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.constant(index_np), logits=logits)
+            labels = tf.constant(index_np)
+            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
         else:
             labels = tf.one_hot(tf.constant(index_np), classes, dtype=tf.float32)
             loss = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)

@@ -134,9 +134,7 @@ def check_elementwise_domain(spec: Loss, cast: dict) -> None:
         q = cast["pos_weight"].astype(np.float64)
         bad = ~np.isnan(q) & ~((q >= 0) & (q < np.inf))
         if bad.any():
-            raise DomainError(
-                f"pos_weight must be finite and >= 0; got {float(q[bad].flat[0])!r}"
-            )
+            raise DomainError(f"pos_weight must be finite and >= 0; got {float(q[bad].flat[0])!r}")
 
 
 def check_probs(p: np.ndarray) -> None:
