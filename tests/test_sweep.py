@@ -36,26 +36,20 @@ def test_ordinal_ranges_cover_every_finite_float_once():
     assert sweep.from_ordinals(np.array([lo, hi]), oracles.get_format("float16")).tolist() == [0, 1]
 
 
+# every finite float16 logit with labels 0 and 1, through three impls, in chunks of 20000
+IMPLS = (
+    "naive:sigmoid_then_log",
+    "torch:binary_cross_entropy_with_logits",
+    "naive:stable_sigmoid_ce",
+)
+SWEEP = ["sweep", "--loss", SIGMOID_CE, "--dtype", "float16", "--chunk", "20000"]
+SWEEP += [arg for impl in IMPLS for arg in ("--impl", impl)]
+
+
 @pytest.fixture(scope="module")
 def float16_sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep") / "s.json"
-    r = lossfuzz(
-        "sweep",
-        "--loss",
-        SIGMOID_CE,
-        "--dtype",
-        "float16",
-        "--impl",
-        "naive:sigmoid_then_log",
-        "--impl",
-        "torch:binary_cross_entropy_with_logits",
-        "--impl",
-        "naive:stable_sigmoid_ce",
-        "--chunk",
-        "20000",
-        "--out",
-        str(out),
-    )
+    r = lossfuzz(*SWEEP, "--out", str(out))
     assert r.returncode == 0, r.stderr
     return out
 
@@ -101,9 +95,7 @@ def test_the_sweep_maximum_is_the_maximum_over_the_set(float16_sweep):
 
 def test_a_killed_sweep_resumes_from_its_journal(tmp_path, float16_sweep):
     out = tmp_path / "s.json"
-    args = ["sweep", "--loss", SIGMOID_CE, "--dtype", "float16", "--chunk", "20000"]
-    args += ["--impl", "naive:sigmoid_then_log", "--impl", "torch:binary_cross_entropy_with_logits"]
-    args += ["--impl", "naive:stable_sigmoid_ce", "--jobs", "1", "--out", str(out)]
+    args = [*SWEEP, "--jobs", "1", "--out", str(out)]
     assert lossfuzz(*args).returncode == 0
     journal = out.with_name(out.name + ".journal")
     lines = journal.read_text().splitlines()
@@ -122,25 +114,7 @@ def test_sweep_shards_merge_into_the_unsharded_sweep(tmp_path, float16_sweep):
     parts = []
     for k in (1, 2, 3):
         out = tmp_path / f"s{k}.json"
-        r = lossfuzz(
-            "sweep",
-            "--loss",
-            SIGMOID_CE,
-            "--dtype",
-            "float16",
-            "--chunk",
-            "20000",
-            "--impl",
-            "naive:sigmoid_then_log",
-            "--impl",
-            "torch:binary_cross_entropy_with_logits",
-            "--impl",
-            "naive:stable_sigmoid_ce",
-            "--shard",
-            f"{k}/3",
-            "--out",
-            str(out),
-        )
+        r = lossfuzz(*SWEEP, "--shard", f"{k}/3", "--out", str(out))
         assert r.returncode == 0, r.stderr
         parts.append(str(out))
     merged = tmp_path / "m.json"
