@@ -317,6 +317,8 @@ def cmd_sweep(args) -> int:
     if sys.stderr.isatty():
         sys.stderr.write("\r\033[K")
     results.write_atomic(args.out, data)
+    if data["complete"]:
+        os.unlink(sweep.journal_path(args.out))  # every chunk is in the results now
     print(campaign.summary_table(data))
     elements = sum(c["cases"] for c in data["cells"])
     print(

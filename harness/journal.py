@@ -67,11 +67,24 @@ def read(path: str, plan: dict) -> dict:
     return done
 
 
+def ends_torn(path: str) -> bool:
+    """The file's last line lacks its newline: a kill cut it short."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return False
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"
+
+
 class Writer:
     def __init__(self, path: str, plan: dict, append: bool):
         self.path = path
         mode = "a" if append and os.path.exists(path) else "w"
+        torn = mode == "a" and ends_torn(path)
         self.file = open(path, mode, encoding="utf-8")  # noqa: SIM115 (closed by close())
+        if torn:
+            self.file.write("\n")  # end the line a kill tore, so the next record stands alone
         if mode == "w":
             self._line({"schema": SCHEMA, "plan": plan})
 

@@ -30,6 +30,7 @@ import numpy as np
 import oracles
 from harness import results as R
 from harness.errors import UsageError
+from harness.journal import ends_torn
 from harness.metrics import CLASSES, DEFAULT_TOLERANCE, FINDING_CLASSES, SEVERITY, worst
 from harness.ulp import ordinals
 from oracles import fast
@@ -275,6 +276,8 @@ def run(
     todo = [i for i in plan.chunks if i not in done]
     mode = "a" if resume and os.path.exists(jpath) and done else "w"
     with open(jpath, mode, encoding="utf-8") as journal:
+        if mode == "a" and ends_torn(jpath):
+            journal.write("\n")  # end the line a kill tore, so the next record stands alone
         if mode == "w":
             journal.write(json.dumps({"schema": SWEEP_SCHEMA, "plan": plan.key()}) + "\n")
             journal.flush()

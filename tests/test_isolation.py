@@ -194,3 +194,20 @@ def test_the_stable_control_reports_nothing_above_its_tolerance(tmp_path):
     assert len(data["cells"]) == 4 and data["findings"] == []
     for c in data["cells"]:
         assert c["worst_class"] in ("exact", "ok") and c["cases"] > 500
+
+
+def test_a_journal_torn_by_a_kill_takes_new_records_on_a_line_of_their_own(tmp_path):
+    from harness import journal
+
+    path = str(tmp_path / "r.json.journal")
+    plan = {"seed": 0, "budget": 1, "tolerance": 4.0, "cells": ["a [float16]", "b [float16]"]}
+    w = journal.Writer(path, plan, append=False)
+    w.cell("a [float16]", {"impl": "a"}, [])
+    w.close()
+    with open(path, "a") as f:
+        f.write('{"cell": "b [flo')  # the kill
+    assert set(journal.read(path, plan)) == {"a [float16]"}
+    w = journal.Writer(path, plan, append=True)
+    w.cell("b [float16]", {"impl": "b"}, [])
+    w.close()
+    assert set(journal.read(path, plan)) == {"a [float16]", "b [float16]"}

@@ -1,10 +1,14 @@
 """`lossfuzz sweep`, `--shard` and `lossfuzz merge`: exhaustive, resumable, splittable."""
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
-from cli import lossfuzz
+from cli import ROOT, lossfuzz
 
 import oracles
 from harness import sweep
@@ -95,18 +99,29 @@ def test_the_sweep_maximum_is_the_maximum_over_the_set(float16_sweep):
 
 def test_a_killed_sweep_resumes_from_its_journal(tmp_path, float16_sweep):
     out = tmp_path / "s.json"
-    args = [*SWEEP, "--jobs", "1", "--out", str(out)]
-    assert lossfuzz(*args).returncode == 0
     journal = out.with_name(out.name + ".journal")
-    lines = journal.read_text().splitlines()
-    # as if killed mid-write after three chunks: keep them and a torn fourth line
-    journal.write_text("\n".join(lines[:4]) + "\n" + lines[4][: len(lines[4]) // 2])
-    out.unlink()
+    args = [*SWEEP, "--jobs", "1", "--out", str(out)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not (journal.exists() and len(journal.read_text().splitlines()) >= 3):
+        assert proc.poll() is None and time.monotonic() < deadline, "no chunk was journalled"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)  # after two chunks of four
+    proc.wait()
+    with journal.open("a") as f:
+        f.write('{"chunk": 3, "summ')  # and a line torn by the kill
     r = lossfuzz(*args, "--resume")
     assert r.returncode == 0, r.stderr
     assert _strip(_load(out)["cells"]) == _strip(_load(float16_sweep)["cells"])
     assert _load(out)["findings"] == _load(float16_sweep)["findings"]
-    other = lossfuzz(*[a if a != "float16" else "bfloat16" for a in args], "--resume")
+    assert not journal.exists()  # complete: every chunk is in the results
+    journal.write_text(json.dumps({"schema": sweep.SWEEP_SCHEMA, "plan": {"loss": "x"}}) + "\n")
+    other = lossfuzz(*args, "--resume")
     assert other.returncode == 2 and "another sweep" in other.stderr
 
 
