@@ -163,12 +163,15 @@ def cmd_run(args) -> int:
         return 128 + stop.signum
     if sys.stderr.isatty():
         sys.stderr.write("\r\033[K")
+    results.write_atomic(args.out, data | shard)
+    writer.close(remove=True)
     if not (args.loss or args.impl or args.dtype or args.no_contracts) and n == 1:
         from harness import contracts
 
-        data["contracts"] = contracts.run()  # the default campaign reports them too
-    results.write_atomic(args.out, data | shard)
-    writer.close(remove=True)
+        # the default campaign reports them too; written after the cells are safe on disk,
+        # since these calls run in this process
+        data["contracts"] = contracts.run()
+        results.write_atomic(args.out, data)
     print(campaign.summary_table(data))
     count = len(data["findings"])
     documented = sum(1 for f in data["findings"] if f["documented"])
