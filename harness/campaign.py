@@ -15,7 +15,8 @@ from harness.errors import UsageError
 from harness.metrics import CLASSES, DEFAULT_TOLERANCE, worst
 from harness.registry import Impl, get_impl, load_all, skipped_reason, user_impl
 from harness.reproducer import reproducer
-from harness.runner import Cell, Observation, cell_name, documented_by, finalise, run_cell
+from harness.results import cell_name, quantity_label
+from harness.runner import Cell, Observation, documented_by, finalise, run_cell
 
 DEFAULT_BUDGET = 100  # fuzzed batches per cell after the edge grid: all 181 cells in minutes
 
@@ -77,7 +78,7 @@ def select(losses=(), impls=(), dtypes=(), quantities=QUANTITIES) -> Selection:
         for wrt in impl.gradients:
             reason = skipped_reason(impl, wrt)
             if reason:
-                sel.skipped.append({"impl": f"{impl.id} d/d{wrt}", "reason": reason})
+                sel.skipped.append({"impl": f"{impl.id} {quantity_label(wrt)}", "reason": reason})
                 continue
             ad = impl.autodiff
             sel.cells += [(impl, d, wrt) for d in wanted if d in ad.dtypes]
@@ -85,7 +86,7 @@ def select(losses=(), impls=(), dtypes=(), quantities=QUANTITIES) -> Selection:
                 if d not in ad.dtypes:
                     sel.skipped.append(
                         {
-                            "impl": f"{impl.id} d/d{wrt} [{d}]",
+                            "impl": cell_name(impl.id, d, wrt),
                             "reason": f"{ad.name} does not support {d}",
                         }
                     )
@@ -114,7 +115,7 @@ def describe(impl_id: str, inputs: dict, dtype: str, wrt: str | None = None, ind
         return f"{call} [{dtype}]"
     entries = inputs[wrt].size if isinstance(inputs.get(wrt), np.ndarray) else 1
     at = f"[{index}]" if entries > 1 else ""
-    return f"d/d{wrt} {call}{at} [{dtype}]"
+    return f"{quantity_label(wrt)} {call}{at} [{dtype}]"
 
 
 def _fmt(v: float) -> str:
@@ -230,6 +231,7 @@ def run(
 
     start = time.monotonic()
     created = R.now()
+    versions = R.versions()  # once: partial results are written every few seconds
     cells, findings = [], []
     done = done or {}
     total = len(selection.cells)
@@ -241,7 +243,7 @@ def run(
             "created": created,
             "seed": seed,
             "budget": budget if seconds is None else {"seconds": seconds},
-            "versions": R.versions(),
+            "versions": versions,
             "complete": complete,
             "elapsed_seconds": round(time.monotonic() - start, 3),
             "skipped": selection.skipped,
@@ -311,7 +313,7 @@ def summary_table(data: dict) -> str:
         rows.append(
             (
                 c["impl"],
-                quantity_label(c),
+                quantity_label(c.get("wrt")),
                 c["dtype"],
                 str(c["cases"]),
                 _ulp_text(c["max_ulp"]),
@@ -324,12 +326,6 @@ def summary_table(data: dict) -> str:
     for r in rows:
         lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1])
     return "\n".join(lines)
-
-
-def quantity_label(c: dict) -> str:
-    """ "value", or "d/dlogits" for a gradient cell (results before gradients: value)."""
-    wrt = c.get("wrt")
-    return "value" if not wrt else f"d/d{wrt}"
 
 
 def _ulp_text(v) -> str:

@@ -142,8 +142,6 @@ def _with_params(impl, inputs: dict) -> dict:
 
 def observe(impl, inputs: dict) -> dict:
     """What the impl does with raw NumPy ``inputs``: raised, NaN, or its numbers."""
-    from harness.registry import IMPLS  # noqa: F401  (the impl is registered)
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from harness import results as R
 from harness.errors import UsageError
 from harness.metrics import FINDING_CLASSES, SEVERITY
+from harness.results import cell_key
 
 BASELINE_SCHEMA = "lossfuzz/baseline/1"
 DEFAULT_SLACK = {"relative": 0.1, "ulps": 1.0}  # new > old * 1.1 + 1 ULP is worse
@@ -34,15 +35,6 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     tomllib = None
-
-
-def key(impl: str, dtype: str, wrt: str | None = None) -> str:
-    """A cell's name: ``impl [dtype]``, or ``impl d/dlogits [dtype]`` for a gradient cell."""
-    return f"{impl} [{dtype}]" if not wrt else f"{impl} d/d{wrt} [{dtype}]"
-
-
-def cell_key(c: dict) -> str:
-    return key(c["impl"], c["dtype"], c.get("wrt"))
 
 
 # ------------------------------------------------------------------ baseline

@@ -25,7 +25,7 @@ def path_for(out: str) -> str:
 
 
 def plan_key(selection, seed: int, budget, tolerance: float) -> dict:
-    from harness.runner import cell_name
+    from harness.results import cell_name
 
     return {
         "seed": seed,

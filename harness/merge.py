@@ -14,6 +14,7 @@ from __future__ import annotations
 from harness import results as R
 from harness.errors import UsageError
 from harness.metrics import CLASSES, SEVERITY, worst
+from harness.results import cell_key
 
 
 def _check_same(files: list[tuple[str, dict]], key: str) -> None:
@@ -76,10 +77,6 @@ def _unique(items) -> list:
     return out
 
 
-def _cell_key(c: dict) -> tuple:
-    return (c["impl"], c["dtype"], c.get("wrt"))
-
-
 def _run_cells(shards: list[dict], n: int) -> tuple[list, list]:
     """Interleave: cell j of shard K sat at position (K - 1) + j N of the selection."""
     placed = []
@@ -91,7 +88,7 @@ def _run_cells(shards: list[dict], n: int) -> tuple[list, list]:
     cells, findings = [], []
     for _, c, d in placed:
         cells.append(c)
-        findings += [f for f in d["findings"] if _cell_key(f) == _cell_key(c)]
+        findings += [f for f in d["findings"] if cell_key(f) == cell_key(c)]
     return cells, findings
 
 
@@ -99,7 +96,7 @@ def _sweep_cells(shards: list[dict]) -> tuple[list, list]:
     order, total, best = [], {}, {}
     for d in shards:
         for c in d["cells"]:
-            key = _cell_key(c)
+            key = cell_key(c)
             if key not in total:
                 order.append(key)
                 total[key] = dict(c, counts=dict(c["counts"]), sweep=dict(c["sweep"]))
@@ -114,7 +111,7 @@ def _sweep_cells(shards: list[dict]) -> tuple[list, list]:
             t["sweep"]["chunks"] += c["sweep"]["chunks"]
             t["sweep"]["of_chunks"] += c["sweep"]["of_chunks"]
         for f in d["findings"]:
-            key = (_cell_key(f), f["class"])
+            key = (cell_key(f), f["class"])
             held = best.get(key)
             if held is None or _tie_rank(f) > _tie_rank(held):
                 best[key] = f

@@ -118,6 +118,22 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def quantity_label(wrt: str | None) -> str:
+    """What a cell measures: "value", or "d/dlogits" for the gradient with respect to logits."""
+    return "value" if not wrt else f"d/d{wrt}"
+
+
+def cell_name(impl: str, dtype: str, wrt: str | None = None) -> str:
+    """A cell's name everywhere (gate, journal, JUnit): ``impl [dtype]``, or
+    ``impl d/dlogits [dtype]`` for a gradient cell."""
+    return f"{impl} [{dtype}]" if not wrt else f"{impl} {quantity_label(wrt)} [{dtype}]"
+
+
+def cell_key(c: dict) -> str:
+    """The name of a results file's cell (or of a finding's cell)."""
+    return cell_name(c["impl"], c["dtype"], c.get("wrt"))
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

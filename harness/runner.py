@@ -35,9 +35,10 @@ from harness.metrics import (
     classify,
 )
 from harness.registry import Impl
+from harness.results import cell_name
 from harness.strategies import from_loss
 from oracles import fast
-from oracles.api import check_elementwise_domain
+from oracles.api import check_elementwise_domain, evaluate_where
 
 TARGET_CAP = 1e30  # target() needs finite scores; inf ULP (NaN, overflow) maps here
 PROFILE_BINS = 400  # at most this many points of error against input per cell
@@ -166,7 +167,6 @@ def _score_fast(impl: Impl, dtype: str, inputs: dict, tolerance: float):
     spec = oracles.get_loss(impl.loss)
     cast = oracles.cast_inputs(spec, dtype, **inputs)
     check_elementwise_domain(spec, cast)
-    names = fast.FAST[spec.id].inputs
     fv = fast.fast_values(spec.id, dtype, cast)
     try:
         got = call_impl(impl, cast, dtype)
@@ -184,9 +184,7 @@ def _score_fast(impl: Impl, dtype: str, inputs: dict, tolerance: float):
     per_case = int(np.prod(got.shape[1:])) if got.ndim > 1 else 1
     exact_of = {}
     if need.any():
-        ev = oracles.evaluate(
-            spec, dtype, **oracles.api.subset(cast, names, need.reshape(got.shape))
-        )
+        ev = evaluate_where(spec, dtype, cast, need.reshape(got.shape))
         for i, ex, r in zip(np.flatnonzero(need), ev.exact.ravel(), ev.reference.ravel()):
             exact_of[i] = (ex, float(r))
     out = []
@@ -338,11 +336,6 @@ def axis_value(inputs: dict) -> float:
         return math.nan
     with np.errstate(over="ignore"):  # 1.8e308 - -1.8e308 is inf: the far end of the axis
         return float(finite.max() - finite.min())
-
-
-def cell_name(impl: str, dtype: str, wrt: str | None = None) -> str:
-    """``impl [dtype]`` for values, ``impl d/dwrt [dtype]`` for gradients."""
-    return f"{impl} [{dtype}]" if wrt is None else f"{impl} d/d{wrt} [{dtype}]"
 
 
 def run_grid(cell: Cell) -> None:

@@ -31,9 +31,10 @@ import oracles
 from harness import results as R
 from harness.errors import UsageError
 from harness.journal import ends_torn
-from harness.metrics import CLASSES, DEFAULT_TOLERANCE, FINDING_CLASSES, SEVERITY, worst
+from harness.metrics import CLASSES, DEFAULT_TOLERANCE, FINDING_CLASSES, SEVERITY, classify, worst
 from harness.ulp import ordinals
 from oracles import fast
+from oracles.api import evaluate_where
 
 SWEEP_SCHEMA = "lossfuzz/sweep-journal/1"
 DEFAULT_CHUNK = 1 << 20
@@ -135,7 +136,7 @@ def sweep_chunk(plan: Plan, index: int, tolerance: float = DEFAULT_TOLERANCE) ->
 def _score_into(summary, impl, plan, cast, fmt, spec, tolerance, where) -> None:
     """Add one label's pass over a chunk to ``summary``; ``where`` = (chunk, label index)
     orders equal worst cases the same way however the chunks are split or scheduled."""
-    from harness.runner import classify_fast
+    from harness.runner import CODE, classify_fast
 
     n = cast[spec.primary].size
     fv = fast.fast_values(spec.id, plan.dtype, cast)
@@ -153,14 +154,11 @@ def _score_into(summary, impl, plan, cast, fmt, spec, tolerance, where) -> None:
         )
         return
     codes, ulp, _, need = classify_fast(got, fv, fmt, tolerance, spec.is_loss)
-    for i in np.flatnonzero(need):  # rare: settle these on the exact path
-        from harness.metrics import classify
-
-        one = {k: (v[i : i + 1] if isinstance(v, np.ndarray) else v) for k, v in cast.items()}
-        ev = oracles.evaluate(spec, plan.dtype, **one)
-        exact, ref = ev.exact.ravel()[0], float(ev.reference.ravel()[0])
-        s = classify(got[i], exact, ref, fmt, tolerance=tolerance, is_loss=spec.is_loss)
-        codes[i], ulp[i] = CLASSES.index(s.cls), s.ulp
+    if need.any():  # rare: settle these on the exact path
+        ev = evaluate_where(spec, plan.dtype, cast, need)
+        for i, exact, ref in zip(np.flatnonzero(need), ev.exact.ravel(), ev.reference.ravel()):
+            s = classify(got[i], exact, float(ref), fmt, tolerance=tolerance, is_loss=spec.is_loss)
+            codes[i], ulp[i] = CODE[s.cls], s.ulp
     summary["elements"] += n
     counts = np.bincount(codes, minlength=len(CLASSES))
     for c, k in zip(CLASSES, counts.tolist()):
@@ -172,7 +170,7 @@ def _score_into(summary, impl, plan, cast, fmt, spec, tolerance, where) -> None:
     if finite.size:
         summary["max_finite_ulp"] = max(summary["max_finite_ulp"], float(finite.max()))
     for c in FINDING_CLASSES:
-        mask = codes == CLASSES.index(c)
+        mask = codes == CODE[c]
         if not mask.any():
             continue
         idx = np.flatnonzero(mask)

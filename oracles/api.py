@@ -247,18 +247,19 @@ def reference(loss: str, dtype: str, **inputs) -> np.ndarray:
     out = fv.reference.copy()
     todo = ~fv.decided
     if todo.any():
-        out[todo] = evaluate(spec, dtype, **subset(cast, fast.FAST[spec.id].inputs, todo)).reference
+        out[todo] = evaluate_where(spec, dtype, cast, todo).reference
     return out.astype(fmt.numpy_dtype)
 
 
-def subset(cast: dict, names, mask: np.ndarray) -> dict:
-    """The elements of cast elementwise inputs selected by ``mask`` (after broadcasting)."""
+def evaluate_where(spec: Loss, dtype: str, cast: dict, mask: np.ndarray) -> Evaluation:
+    """``evaluate`` on the elements of cast elementwise inputs that ``mask`` selects (after
+    broadcasting): the exact path for what the fast path left undecided, in one call."""
+    from oracles import fast
+
+    names = fast.FAST[spec.id].inputs
     arrays = np.broadcast_arrays(*(cast[n] for n in names))
-    out = {n: a[mask] for n, a in zip(names, arrays)}
-    for k, v in cast.items():
-        if k not in out:
-            out[k] = v
-    return out
+    picked = {n: a[mask] for n, a in zip(names, arrays)}
+    return evaluate(spec, dtype, **{**cast, **picked})
 
 
 def exact(loss: str, dtype: str, **inputs) -> np.ndarray:

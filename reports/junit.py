@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from harness.gate import Verdict, cell_key
+from harness.gate import Verdict
+from harness.results import cell_key
 
 
 def junit(data: dict, verdict: Verdict) -> str:

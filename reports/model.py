@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from harness.metrics import CLASSES, EXPLANATIONS, SEVERITY
-from harness.results import unhex
+from harness.results import quantity_label, unhex
 
 DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
 FINDING = set(CLASSES[2:])
@@ -155,7 +155,7 @@ def build(data: dict, title: str = "lossfuzz report") -> Report:
             backend=c["impl"].partition(":")[0],
             dtype=c["dtype"],
             quantity="grad" if wrt else "value",
-            of=f"d/d{wrt}" if wrt else "value",
+            of=quantity_label(wrt),
             autodiff=c.get("autodiff"),
             cases=c["cases"],
             max_ulp=ulp_text(c["max_ulp"]),

@@ -21,6 +21,7 @@ import oracles
 from harness import campaign, gate
 from harness.registry import get_impl, load_all, skipped_reason
 from harness.reproducer import reproducer
+from harness.results import cell_name
 from harness.runner import score
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -235,7 +236,8 @@ def test_gradient_reproducer_prints_what_the_harness_measured(impl_id, inputs, t
 
 
 def test_gate_names_gradient_cells_and_limits_them_apart():
-    assert gate.key("torch:softplus", "float32", "logits") == "torch:softplus d/dlogits [float32]"
+    name = cell_name("torch:softplus", "float32", "logits")
+    assert name == "torch:softplus d/dlogits [float32]"
     policy = gate.Policy(limits={"torch:* [float32]": 4, "torch:* d/dlog* [float32]": 1e9})
     assert policy.limit("torch:softplus", "float32") == 4
     assert policy.limit("torch:softplus", "float32", "logits") == 1e9
