@@ -14,9 +14,9 @@ from harness import results as R
 from harness.errors import UsageError
 from harness.metrics import CLASSES, DEFAULT_TOLERANCE, worst
 from harness.registry import Impl, get_impl, load_all, skipped_reason, user_impl
-from harness.reproducer import reproducer
+from harness.reproducer import reproducer, twin_reproducer
 from harness.results import cell_name, quantity_label
-from harness.runner import Cell, Observation, documented_by, finalise, run_cell
+from harness.runner import Cell, Observation, documented_by, finalise, run_cell, settle
 
 DEFAULT_BUDGET = 100  # fuzzed batches per cell after the edge grid: all 181 cells in minutes
 
@@ -172,8 +172,57 @@ def finding(cell: Cell, o: Observation) -> dict:
     }
 
 
-def cell_record(cell: Cell, findings: list[dict]) -> dict:
+def _answer(o: Observation) -> dict:
+    return {
+        "got": R.hexfloat(o.got),
+        "got_repr": repr(o.got),
+        "class": o.cls,
+        "ulp": R.number(o.score.ulp),
+        "abs_error": R.number(o.score.abs_error),
+    }
+
+
+def disagreement(cell: Cell, compiled: Observation, eager: Observation) -> dict:
+    """A case where a compiled twin and its eager impl differ: both answers, each scored
+    against the exact value, and a reproducer that runs both."""
+    exact = R.exact_text(compiled.exact)
+    call = describe(cell.impl.id, compiled.inputs, cell.dtype, cell.wrt, compiled.index)
+    reference = compiled.reference if compiled.reference is not None else math.nan
+    return {
+        "inputs": R.encode_inputs(compiled.inputs, cell.dtype),
+        "index": compiled.index,
+        "exact": exact,
+        "reference": R.hexfloat(reference),
+        "compiled": _answer(compiled),
+        "eager": _answer(eager),
+        "message": (
+            f"{call}: compiled {_fmt(compiled.got)} ({compiled.cls}), eager {cell.twin.id} "
+            f"{_fmt(eager.got)} ({eager.cls}), exact {R.exact_text(compiled.exact, 8)}"
+        ),
+        "reproducer": twin_reproducer(
+            cell.impl,
+            cell.twin,
+            cell.dtype,
+            compiled.inputs,
+            exact,
+            reference,
+            index=compiled.index,
+            wrt=cell.wrt,
+        ),
+    }
+
+
+def cell_record(cell: Cell, findings: list[dict], disagreements: list[dict] = ()) -> dict:
     counts = {c: cell.counts[c] for c in CLASSES if cell.counts[c]}
+    twin = {}
+    if cell.twin is not None:
+        twin = {
+            "mode": cell.impl.mode,
+            "twin": cell.twin.id,
+            "compared": cell.compared,
+            "disagreements": cell.disagree,
+            "disagreement_cases": list(disagreements),
+        }
     return {
         "loss": cell.loss,
         "impl": cell.impl.id,
@@ -190,6 +239,7 @@ def cell_record(cell: Cell, findings: list[dict]) -> dict:
         "worst": findings[0] if findings else None,
         "seconds": round(cell.seconds, 3),
         **({"stopped": cell.stopped} if cell.stopped else {}),
+        **twin,
         "profile": {
             "axis": _axis_name(cell.loss),
             "points": [
@@ -283,7 +333,8 @@ def run(
                 state["complete"] = False  # a signal cut this cell short: it is not kept
                 break
             kept = [finding(cell, o) for o in finalise(cell)]
-            record = cell_record(cell, kept)
+            differ = [disagreement(cell, a, b) for a, b in settle(cell)] if cell.twin else []
+            record = cell_record(cell, kept, differ)
             cells.append(record)
             findings.extend(kept)
             if on_cell:

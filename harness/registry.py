@@ -31,6 +31,7 @@ from importlib import metadata
 import numpy as np
 
 from harness.backends import AUTODIFF, BACKENDS, Autodiff, Backend, quiet_stderr
+from harness.backends.modes import MODES, Mode, pad_rows
 from harness.errors import UsageError
 from oracles import DTYPES, UnknownName, get_loss
 
@@ -40,6 +41,7 @@ BACKEND_MODULES = (
     "harness.backends.tf_impls",
     "harness.backends.keras_impls",
     "harness.backends.scipy_impls",
+    "harness.backends.compiled",  # after the eager backends: it registers their twins
 )
 ENTRY_POINT_GROUP = "lossfuzz.impls"
 
@@ -78,10 +80,22 @@ class Impl:
     params: tuple[str, ...] = ()  # optional oracle inputs it takes (label_smoothing)
     deviations: tuple[Deviation, ...] = ()
     grad_wrt: tuple[str, ...] | None = None  # None: every input the oracle differentiates
+    mode: str | None = None  # a key of modes.MODES for a compiled twin; None: eager
+    eager: str | None = None  # a compiled twin's eager impl id
 
     @property
     def backend(self) -> str:
         return self.id.partition(":")[0]
+
+    @property
+    def compiled(self) -> Mode | None:
+        return MODES[self.mode] if self.mode else None
+
+    @property
+    def signature(self) -> str:
+        """A compiled function's parameters: the loss's inputs that the call uses."""
+        uses = _compiled(self.call).co_names
+        return ", ".join(n for n in get_loss(self.loss).inputs if n in uses)
 
     @property
     def runner(self) -> Backend:
@@ -89,7 +103,8 @@ class Impl:
 
     @property
     def modules(self) -> tuple[str, ...]:
-        return self.runner.requires + self.requires
+        extra = self.compiled.requires if self.compiled else ()
+        return self.runner.requires + self.requires + extra
 
     @property
     def autodiff(self) -> Autodiff | None:
@@ -97,6 +112,8 @@ class Impl:
         calls into other libraries (SciPy, scikit-learn), which have no autodiff."""
         if self.call is None or (self.runtime == "numpy" and (self.imports or self.requires)):
             return None
+        if self.compiled:
+            return _mode_autodiff(self.compiled)
         return AUTODIFF.get(self.runtime)
 
     @property
@@ -119,13 +136,18 @@ class Impl:
         ad = self.autodiff
         if ad is None or wrt not in self.gradients:
             raise ValueError(f"{self.id} has no gradient with respect to {wrt!r}")
-        ns = dict(_grad_namespace(self))
+        ns = dict(_grad_namespace(self, wrt))
+        n = None
+        if self.compiled and self.compiled.pad:
+            inputs, n = pad_rows(inputs)
         for name, value in inputs.items():
             ns[name] = ad.to_native(value) if isinstance(value, np.ndarray) else value
+        params = self.signature if self.compiled else ""
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            exec(_compiled_grad(ad, self.call, wrt), ns)
-        return ad.from_native(ns["grad"])
+            exec(_compiled_step(ad, self.call, wrt, params), ns)
+        grad = ad.from_native(ns["grad"])
+        return grad[:n] if n else grad
 
     def arguments(self, inputs: dict) -> dict:
         """The inputs the impl uses: those its function's signature names (all, with
@@ -146,9 +168,19 @@ class Impl:
             if self.function is not None:
                 return np.asarray(self.function(**self.arguments(inputs)))
             ns = dict(_namespace(self))
+            if self.compiled is None:
+                for name, value in inputs.items():
+                    ns[name] = b.to_native(value) if isinstance(value, np.ndarray) else value
+                return b.from_native(eval(_compiled(self.call), ns))
+            n = None
+            if self.compiled.pad:
+                inputs, n = pad_rows(inputs)
             for name, value in inputs.items():
                 ns[name] = b.to_native(value) if isinstance(value, np.ndarray) else value
-            return b.from_native(eval(_compiled(self.call), ns))
+            _, invoke = self.compiled.value_code(self.call, self.signature)
+            exec(_compiled_exec(invoke), ns)
+            got = b.from_native(ns["got"])
+            return got[:n] if n else got
 
 
 def _parameters(fn: Callable) -> frozenset | None:
@@ -168,15 +200,32 @@ def _compiled(call: str):
 
 
 @cache
-def _compiled_grad(ad: Autodiff, call: str, wrt: str):
-    return compile(ad.code(call, wrt), "<impl gradient>", "exec")
+def _compiled_exec(code: str):
+    return compile(code, "<impl>", "exec")
 
 
 @cache
-def _grad_namespace(impl: Impl) -> dict:
-    ns = dict(impl.autodiff.namespace())
+def _compiled_step(ad: Autodiff, call: str, wrt: str, params: str):
+    return compile(ad.step(call, wrt, params), "<impl gradient>", "exec")
+
+
+@cache
+def _mode_autodiff(mode: Mode) -> Autodiff:
+    return mode.autodiff()
+
+
+@cache
+def _grad_namespace(impl: Impl, wrt: str) -> dict:
+    """The autodiff's namespace with the impl's imports, and a compiled twin's gradient
+    function defined (once per process: compiled code is cached per input signature)."""
+    ad = impl.autodiff
+    ns = dict(ad.namespace())
     if impl.imports:
         exec(impl.imports, ns)
+    setup = ad.setup(impl.call, wrt, impl.signature if impl.compiled else "")
+    if setup:
+        with quiet_stderr():
+            exec(setup, ns)
     return ns
 
 
@@ -191,6 +240,10 @@ def _namespace(impl: Impl) -> dict:
     ns = dict(impl.runner.namespace())
     if impl.imports:
         exec(impl.imports, ns)
+    if impl.compiled:
+        define, _ = impl.compiled.value_code(impl.call, impl.signature)
+        with quiet_stderr():
+            exec(impl.compiled.imports + "\n" + define, ns)
     return ns
 
 
@@ -218,8 +271,11 @@ def implementation(
     params: tuple[str, ...] = (),
     deviations: tuple[Deviation, ...] = (),
     grad_wrt: tuple[str, ...] | None = None,
+    mode: str | None = None,
+    eager: str | None = None,
 ):
-    """Register impl ``impl_id``: with ``call``, at once; without, as a decorator."""
+    """Register impl ``impl_id``: with ``call``, at once; without, as a decorator.
+    ``mode`` (with the ``eager`` impl it compiles) registers a compiled twin."""
     backend, sep, name = impl_id.partition(":")
     if not sep or not backend or not name:
         raise ValueError(f"impl id {impl_id!r} is not backend:name")
@@ -246,6 +302,8 @@ def implementation(
             tuple(params),
             tuple(deviations),
             grad_wrt,
+            mode,
+            eager,
         )
         return function
 
@@ -311,4 +369,4 @@ def skipped_reason(impl: Impl, wrt: str | None = None) -> str | None:
         reason = availability(module)
         if reason:
             return reason
-    return None
+    return impl.compiled.unavailable() if impl.compiled else None

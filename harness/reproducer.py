@@ -3,7 +3,9 @@
 A reproducer needs only the framework (and NumPy for the numpy runtime): it
 rebuilds each input from ``float.fromhex`` literals, so the framework receives
 the very bits lossfuzz tested, runs the impl's expression as registered, and
-prints the answer beside the exact value from lossfuzz's oracle.
+prints the answer beside the exact value from lossfuzz's oracle. A compiled twin's
+reproducer defines the compiled function first; a disagreement's reproducer runs
+the eager impl and its compiled twin on the same inputs and prints both.
 """
 
 from __future__ import annotations
@@ -21,6 +23,58 @@ def _readable(arr: np.ndarray) -> str:
     return repr(arr.astype(np.float64).tolist())
 
 
+def _imports(impl: Impl, wrt: str | None) -> list[str]:
+    lines = [impl.autodiff.imports if wrt is not None else impl.runner.imports]
+    if wrt is None and impl.compiled is not None and impl.compiled.imports:
+        lines.append(impl.compiled.imports)
+    if impl.imports:
+        lines.append(impl.imports)
+    if impl.function is not None:
+        lines.append(f"from {impl.function.__module__} import {impl.function.__qualname__}")
+    return lines
+
+
+def _inputs(impl: Impl, inputs: dict, wrt: str | None) -> list[str]:
+    literal = impl.autodiff.literal if wrt is not None else impl.runner.literal
+    lines = []
+    for name, value in impl.arguments(inputs).items():
+        if isinstance(value, np.ndarray):
+            lines.append(f"{name} = {literal(value)}  # {_readable(value)}")
+        else:
+            lines.append(f"{name} = {value!r}")
+    return lines
+
+
+def _compute(impl: Impl, inputs: dict, wrt: str | None) -> tuple[list[str], str]:
+    """The lines that compute the answer, and the variable that holds it."""
+    if wrt is not None:
+        params = impl.signature if impl.compiled else ""
+        return [impl.autodiff.code(impl.call, wrt, params).strip("\n")], "grad"
+    if impl.function is not None:
+        args = ", ".join(f"{n}={n}" for n in impl.arguments(inputs))
+        return [f"got = {impl.function.__qualname__}({args})"], "got"
+    if impl.compiled is not None:
+        return list(impl.compiled.value_code(impl.call, impl.signature)), "got"
+    return [f"got = {impl.call}"], "got"
+
+
+def _show(impl: Impl, wrt: str | None, var: str, index: int) -> str:
+    show = impl.autodiff.show if wrt is not None else impl.runner.show
+    return show.format(v=var, i=index)
+
+
+def _header(impl: Impl, dtype: str, wrt: str | None) -> str:
+    if wrt is None:
+        head = HEADER.format(impl=impl.id, dtype=dtype, loss=impl.loss).rstrip()
+        if impl.compiled is not None:
+            head += f", compiled by {impl.compiled.what}"
+        return head
+    return (
+        f"# lossfuzz reproducer: d/d{wrt} of {impl.id} [{dtype}] ({impl.loss}), "
+        f"by {impl.autodiff.name}"
+    )
+
+
 def reproducer(
     impl: Impl,
     dtype: str,
@@ -33,45 +87,47 @@ def reproducer(
     """Python source that reruns ``impl`` on ``inputs`` (cast, class axis last) and prints
     element ``index`` of its answer: the value, or with ``wrt`` the gradient of the sum
     of the values with respect to that input, through the backend's autodiff."""
-    if wrt is not None:
-        return _gradient_reproducer(impl, dtype, inputs, exact, reference, index, wrt)
-    b = impl.runner
-    lines = [HEADER.format(impl=impl.id, dtype=dtype, loss=impl.loss).rstrip(), b.imports]
-    if impl.imports:
-        lines.append(impl.imports)
-    if impl.function is not None:
-        lines.append(f"from {impl.function.__module__} import {impl.function.__qualname__}")
-    for name, value in impl.arguments(inputs).items():
-        if isinstance(value, np.ndarray):
-            lines.append(f"{name} = {b.literal(value)}  # {_readable(value)}")
-        else:
-            lines.append(f"{name} = {value!r}")
-    if impl.function is not None:
-        args = ", ".join(f"{n}={n}" for n in impl.arguments(inputs))
-        lines.append(f"got = {impl.function.__qualname__}({args})")
-    else:
-        lines.append(f"got = {impl.call}")
-    lines.append(f'print("got:  ", {b.show.format(v="got", i=index)})')
+    lines = [_header(impl, dtype, wrt), *_imports(impl, wrt), *_inputs(impl, inputs, wrt)]
+    code, var = _compute(impl, inputs, wrt)
+    lines += code
+    lines.append(f'print("got:  ", {_show(impl, wrt, var, index)})')
+    lines.append(_exact_line(exact, dtype, reference))
+    return "\n".join(lines) + "\n"
+
+
+def twin_reproducer(
+    compiled: Impl,
+    eager: Impl,
+    dtype: str,
+    inputs: dict,
+    exact: str,
+    reference: float,
+    index: int = 0,
+    wrt: str | None = None,
+) -> str:
+    """Python source that runs ``eager`` and its compiled twin on the same inputs and
+    prints element ``index`` of both answers (values, or gradients with ``wrt``)."""
+    what = "values" if wrt is None else f"d/d{wrt}"
+    head = (
+        f"# lossfuzz reproducer: {eager.id} against {compiled.id} [{dtype}] ({compiled.loss}), "
+        f"{what}: eager and {compiled.compiled.what} disagree"
+    )
+    lines = [head]
+    for line in _imports(eager, wrt) + _imports(compiled, wrt):
+        if line not in lines:
+            lines.append(line)
+    lines += _inputs(compiled, inputs, wrt)
+    code, var = _compute(eager, inputs, wrt)
+    lines += code
+    lines.append(f"eager = {_show(eager, wrt, var, index)}")
+    code, var = _compute(compiled, inputs, wrt)
+    lines += code
+    lines.append(f"compiled = {_show(compiled, wrt, var, index)}")
+    lines.append('print("eager:   ", eager)')
+    lines.append('print("compiled:", compiled)')
     lines.append(_exact_line(exact, dtype, reference))
     return "\n".join(lines) + "\n"
 
 
 def _exact_line(exact: str, dtype: str, reference: float) -> str:
     return f'print("exact:", "{exact}", "(correctly rounded to {dtype}: {float(reference)!r})")'
-
-
-def _gradient_reproducer(impl, dtype, inputs, exact, reference, index, wrt) -> str:
-    ad = impl.autodiff
-    head = f"# lossfuzz reproducer: d/d{wrt} of {impl.id} [{dtype}] ({impl.loss}), by {ad.name}"
-    lines = [head, ad.imports]
-    if impl.imports:
-        lines.append(impl.imports)
-    for name, value in impl.arguments(inputs).items():
-        if isinstance(value, np.ndarray):
-            lines.append(f"{name} = {ad.literal(value)}  # {_readable(value)}")
-        else:
-            lines.append(f"{name} = {value!r}")
-    lines.append(ad.code(impl.call, wrt).strip("\n"))
-    lines.append(f'print("got:  ", {ad.show.format(v="grad", i=index)})')
-    lines.append(_exact_line(exact, dtype, reference))
-    return "\n".join(lines) + "\n"

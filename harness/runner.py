@@ -34,7 +34,7 @@ from harness.metrics import (
     Score,
     classify,
 )
-from harness.registry import Impl
+from harness.registry import Impl, get_impl
 from harness.results import cell_name
 from harness.strategies import from_loss
 from oracles import fast
@@ -259,6 +259,13 @@ class Cell:
     seconds: float = 0.0
     profile: dict = field(default_factory=dict)  # bin -> (x, ulp, class, got, exact)
     stopped: str | None = None  # why the search ended early (the impl crashed or hung)
+    # a compiled twin's cell also runs its eager impl on every batch: elements whose bits
+    # differ (signed zero and NaN payloads aside) are disagreements, the worst kept per
+    # pair of classes (compiled class, eager class)
+    twin: Impl | None = None
+    compared: int = 0
+    disagree: int = 0
+    disagreements: dict = field(default_factory=dict)  # (cls, eager cls) -> Disagreement
 
     @property
     def quantity(self) -> str:
@@ -267,6 +274,31 @@ class Cell:
     @property
     def name(self) -> str:
         return cell_name(self.impl.id, self.dtype, self.wrt)
+
+    def compare(self, inputs: dict, observations: list[Observation]) -> None:
+        """Run the eager twin on the batch just scored and record where the bits differ."""
+        if self.twin is None or not observations or any(o.got is None for o in observations):
+            return
+        spec = oracles.get_loss(self.impl.loss)
+        try:
+            cast = oracles.cast_inputs(spec, self.dtype, **inputs)
+            theirs = call_impl(self.twin, cast, self.dtype, self.wrt).astype(np.float64).ravel()
+        except Exception:  # noqa: BLE001 - the eager impl's own cell reports its failures
+            return
+        if theirs.size != len(observations):
+            return
+        fmt = oracles.get_format(self.dtype)
+        is_loss = spec.is_loss and self.wrt is None
+        for o, t in zip(observations, theirs.tolist()):
+            self.compared += 1
+            if same_answer(o.got, t):
+                continue
+            self.disagree += 1
+            s = classify(t, o.exact, o.reference, fmt, tolerance=self.tolerance, is_loss=is_loss)
+            d = Disagreement(o, t, s)
+            held = self.disagreements.get(d.kind)
+            if held is None or d.rank > held.rank:
+                self.disagreements[d.kind] = d
 
     def add(self, observations: list[Observation]) -> float:
         """Record a batch; returns its worst ULP error (for target())."""
@@ -309,6 +341,51 @@ class Cell:
             self.profile[key] = (x, ulp, o.cls, got, exact)
 
 
+def same_answer(a: float, b: float) -> bool:
+    """Equal, or both NaN: +0 and -0 agree (DESIGN's exact class sets signed zero aside)."""
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+@dataclass
+class Disagreement:
+    """A case where a compiled twin and its eager impl answer differently."""
+
+    compiled: Observation  # the compiled twin's answer, scored
+    eager_got: float
+    eager: Score  # the eager answer, scored against the same exact value
+
+    @property
+    def kind(self) -> tuple[str, str]:
+        return (self.compiled.cls, self.eager.cls)
+
+    @property
+    def rank(self) -> tuple:
+        a, b = self.compiled.score.ulp, self.eager.ulp
+        gap = abs(a - b) if math.isfinite(a) and math.isfinite(b) else math.inf
+        return (max(SEVERITY[a_] for a_ in self.kind), 0.0 if math.isnan(gap) else gap)
+
+
+def settle(cell: Cell) -> list[tuple[Observation, Observation]]:
+    """The cell's disagreements, each scored again alone on the exact path for both the
+    compiled twin and its eager impl (the cases the reproducers run): those whose bits
+    still differ, as (compiled, eager) observations, worst first."""
+    out = []
+    for d in sorted(cell.disagreements.values(), key=lambda d: d.rank, reverse=True):
+        o = d.compiled
+        try:
+            mine = score(cell.impl, cell.dtype, o.inputs, cell.tolerance, cell.wrt, exact=True)
+            theirs = score(cell.twin, cell.dtype, o.inputs, cell.tolerance, cell.wrt, exact=True)
+        except (oracles.DomainError, ValueError, TypeError):
+            continue
+        if o.index >= min(len(mine), len(theirs)):
+            continue
+        a, b = mine[o.index], theirs[o.index]
+        if a.got is None or b.got is None or same_answer(a.got, b.got):
+            continue  # it differs only inside a batch; reported cases stand alone
+        out.append((a, b))
+    return out
+
+
 def documented_by(impl: Impl, o: Observation, wrt: str | None = None):
     """The impl's documented deviation that explains this wrong answer, if one does."""
     if o.got is None or o.exact is None:
@@ -342,12 +419,17 @@ def run_grid(cell: Cell) -> None:
     for batch in edge_grid(cell.impl.loss, cell.dtype):
         if cell.stopped or STOP["signal"]:
             return
-        cell.add(score(cell.impl, cell.dtype, batch, cell.tolerance, cell.wrt))
+        observations = score(cell.impl, cell.dtype, batch, cell.tolerance, cell.wrt)
+        cell.add(observations)
+        cell.compare(batch, observations)
 
 
 def cell_seed(campaign_seed: int, cell: Cell) -> int:
+    """A compiled twin's search starts from its eager impl's seed: the two see the same
+    cases for as long as their answers steer the search alike."""
     grad = "" if cell.wrt is None else f":d/d{cell.wrt}"
-    return zlib.crc32(f"{campaign_seed}:{cell.impl.id}:{cell.dtype}{grad}".encode())
+    ident = cell.impl.eager or cell.impl.id
+    return zlib.crc32(f"{campaign_seed}:{ident}:{cell.dtype}{grad}".encode())
 
 
 def fuzz(cell: Cell, *, budget: int, campaign_seed: int, deadline: float | None = None) -> None:
@@ -377,6 +459,7 @@ def fuzz(cell: Cell, *, budget: int, campaign_seed: int, deadline: float | None 
         except oracles.DomainError:
             return  # the strategies stay in the domain; this guards against edge casts
         worst = cell.add(observations)
+        cell.compare(inputs, observations)
         # quantised to 1/64 octave, so that the fast path's last bits (2**-40 relative)
         # never steer the search elsewhere than the exact path would
         level = round(math.log2(1.0 + min(worst, TARGET_CAP)) * 64) / 64
@@ -397,6 +480,8 @@ def run_cell(
 ) -> Cell:
     start = time.monotonic()
     cell = Cell(impl.loss, impl, dtype, tolerance, wrt)
+    if impl.eager:
+        cell.twin = get_impl(impl.eager)
     run_grid(cell)
     fuzz(cell, budget=budget, campaign_seed=campaign_seed, deadline=deadline)
     cell.seconds = time.monotonic() - start

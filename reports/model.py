@@ -81,6 +81,23 @@ class Row:
 
 
 @dataclass
+class Twin:
+    """A compiled twin's cell beside its eager impl's cell, and where their answers differ."""
+
+    loss: str
+    eager: str
+    compiled: str
+    mode: str
+    dtype: str
+    of: str
+    compared: int  # elements both ran on
+    disagreements: int  # of those, elements whose bits differ
+    eager_cell: CellView | None
+    compiled_cell: CellView
+    cases: list[dict]  # the results file's disagreement_cases
+
+
+@dataclass
 class Report:
     title: str
     created: str
@@ -98,6 +115,7 @@ class Report:
     explanations: list[tuple[str, str]]
     classes_present: list[str] = field(default_factory=list)
     contracts: dict | None = None  # harness/contracts.py's tables, when the run has them
+    twins: list[Twin] = field(default_factory=list)
 
     @property
     def quantities(self) -> list[str]:
@@ -177,6 +195,27 @@ def build(data: dict, title: str = "lossfuzz report") -> Report:
             Row(c["loss"], c["impl"], view.backend, view.quantity, view.of, {}),
         )
         row.cells[c["dtype"]] = view
+    by_key = {(v.impl, v.dtype, v.of): v for v in cells}
+    twins = []
+    for c, v in zip(data["cells"], cells):
+        if not c.get("twin"):
+            continue
+        twins.append(
+            Twin(
+                loss=c["loss"],
+                eager=c["twin"],
+                compiled=c["impl"],
+                mode=c.get("mode") or v.backend,
+                dtype=c["dtype"],
+                of=v.of,
+                compared=c.get("compared", 0),
+                disagreements=c.get("disagreements", 0),
+                eager_cell=by_key.get((c["twin"], c["dtype"], v.of)),
+                compiled_cell=v,
+                cases=c.get("disagreement_cases", []),
+            )
+        )
+    twins.sort(key=lambda t: (t.loss, t.eager, t.mode, t.of, DTYPE_ORDER.index(t.dtype)))
     present = sorted({v.worst_class for v in cells}, key=SEVERITY.__getitem__)
     totals: dict = defaultdict(int)
     for f in data["findings"]:
@@ -200,6 +239,7 @@ def build(data: dict, title: str = "lossfuzz report") -> Report:
         explanations=[(c, EXPLANATIONS[c]) for c in CLASSES],
         classes_present=present,
         contracts=data.get("contracts"),
+        twins=twins,
     )
 
 

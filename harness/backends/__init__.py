@@ -180,6 +180,7 @@ class Autodiff:
     prepare: str  # template over {wrt}
     body: str  # template over {wrt} and {call}; sets `out` and `grad`
     dtypes: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
+    define: str = ""  # template over {call}, {wrt}, {params}: run once (a compiled function)
 
     @cache  # noqa: B019  (a few module-level singletons)
     def namespace(self) -> dict:
@@ -188,8 +189,18 @@ class Autodiff:
             exec(self.imports, ns)
         return ns
 
-    def code(self, call: str, wrt: str) -> str:
-        return self.prepare.format(wrt=wrt) + "\n" + self.body.format(wrt=wrt, call=call)
+    def setup(self, call: str, wrt: str, params: str = "") -> str:
+        """What runs once per process: the compiled function's definition, if any."""
+        return self.define.format(call=call, wrt=wrt, params=params)
+
+    def step(self, call: str, wrt: str, params: str = "") -> str:
+        """What runs for each case; leaves the gradient in ``grad``."""
+        body = self.body.format(wrt=wrt, call=call, params=params)
+        return self.prepare.format(wrt=wrt) + "\n" + body
+
+    def code(self, call: str, wrt: str, params: str = "") -> str:
+        setup = self.setup(call, wrt, params)
+        return (setup + "\n" if setup else "") + self.step(call, wrt, params)
 
 
 def _torch_numpy(arr: np.ndarray):

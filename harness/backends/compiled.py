@@ -1,0 +1,41 @@
+"""Compiled twins of the TensorFlow, Keras and PyTorch impls (see ``modes.py``).
+
+Every eager call-expression impl of a backend a mode compiles gets a twin with the
+same loss, call, dtypes and documented deviations, named by the mode:
+``tf-xla:``, ``keras-xla:``, ``torch-compile:``. Importing this module after the
+eager backends registers them.
+"""
+
+from __future__ import annotations
+
+from harness.backends.modes import MODES
+from harness.registry import IMPLS, implementation
+
+
+def register_twins() -> None:
+    for impl in list(IMPLS.values()):
+        if impl.call is None or impl.mode is not None:
+            continue
+        for mode in MODES.values():
+            if impl.backend != mode.base or impl.runtime != mode.base:
+                continue
+            twin = f"{mode.name}:{impl.id.partition(':')[2]}"
+            if twin in IMPLS:
+                continue
+            implementation(
+                twin,
+                loss=impl.loss,
+                call=impl.call,
+                runtime=impl.runtime,
+                imports=impl.imports,
+                dtypes=impl.dtypes,
+                requires=impl.requires,
+                params=impl.params,
+                deviations=impl.deviations,
+                grad_wrt=impl.grad_wrt,
+                mode=mode.name,
+                eager=impl.id,
+            )
+
+
+register_twins()

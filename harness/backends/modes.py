@@ -1,0 +1,142 @@
+"""Compiled execution modes: an eager impl's very call, run through a framework's compiler.
+
+Frameworks compile a loss into other code than they run eagerly (XLA fuses and
+rewrites ``log(sigmoid(x))``; Inductor generates C++ loops), so a compiled twin is
+an impl of its own: ``tf-xla:sigmoid_cross_entropy_with_logits`` is
+``tf:sigmoid_cross_entropy_with_logits`` inside ``tf.function(jit_compile=True)``.
+
+A mode wraps the call in a function once (``define``, run once per process, so a
+campaign compiles per input signature, not per case) and calls it for each case
+(``invoke``); a reproducer prints both, after the inputs. Gradients are taken inside
+the compiled function for XLA (``tf.GradientTape`` in ``tf.function``, which XLA
+compiles with the forward pass) and through AOTAutograd's compiled backward for
+``torch.compile`` (``torch.autograd.grad`` on the compiled forward's output).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+
+from harness.backends import KERAS, TF, TORCH, Autodiff, Backend
+
+# torch.compile falls back to eager without a word when a function recompiles too
+# often; a compiled twin must never be eager in disguise, so that is an error here
+TORCH_COMPILE_CONFIG = (
+    "import torch._dynamo\n"
+    "torch._dynamo.config.fail_on_recompile_limit_hit = True  # never fall back to eager\n"
+    "torch._dynamo.config.recompile_limit = 64\n"
+    "torch._dynamo.config.accumulated_recompile_limit = 100000"
+)
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str  # the compiled impls' id prefix
+    base: str  # the eager backend it compiles
+    what: str  # how the report names the compiler
+    runner: Backend  # how inputs become tensors and answers come back
+    imports: str  # after the backend's: configuration the reproducer shows too
+    define: str  # template over {call} and {params}: defines loss_fn, compiled
+    grad_define: str  # template over {call}, {params} and {wrt}
+    grad_prepare: str
+    grad_body: str  # template over {params} and {wrt}; sets out and grad
+    pad: bool  # pad batches to a power of two: XLA compiles once per shape
+    requires: tuple[str, ...] = ()
+
+    def value_code(self, call: str, params: str) -> tuple[str, str]:
+        """(definition run once, line run per case): the latter sets ``got``."""
+        return self.define.format(call=call, params=params), f"got = loss_fn({params})"
+
+    def autodiff(self) -> Autodiff:
+        r = self.runner
+        return Autodiff(
+            f"{'torch.autograd' if self.base == 'torch' else 'tf.GradientTape'} through {self.what}",
+            r.imports + "\n" + self.imports if self.imports else r.imports,
+            r.requires + self.requires,
+            r.to_native,
+            r.from_native,
+            r.literal,
+            r.show,
+            self.grad_prepare,
+            self.grad_body,
+            define=self.grad_define,
+        )
+
+    def unavailable(self) -> str | None:
+        """Why this mode cannot compile here, beyond a missing framework; None if it can."""
+        if self.base == "torch" and not (shutil.which("g++") or shutil.which("c++")):
+            return "torch.compile's Inductor backend needs a C++ compiler (g++): none on PATH"
+        return None
+
+
+_FN = "def loss_fn({params}):\n    return {call}\n"
+_XLA = "loss_fn = tf.function(loss_fn, jit_compile=True)"
+_XLA_GRAD = (
+    "def grad_fn({params}):\n"
+    "    with tf.GradientTape() as tape:\n"
+    "        tape.watch({wrt})\n"
+    "        out = {call}\n"
+    "    return out, tape.gradient(out, {wrt})\n"
+    "grad_fn = tf.function(grad_fn, jit_compile=True)"
+)
+_XLA_GRAD_BODY = (
+    "out, grad = grad_fn({params})\n"
+    "if grad is None:\n"
+    "    raise ValueError('the output does not depend on {wrt}: no gradient')"
+)
+_COMPILE = "loss_fn = torch.compile(loss_fn, dynamic=True, fullgraph=True)"
+
+
+def _tf_mode(name: str, base: str, runner: Backend) -> Mode:
+    return Mode(
+        name,
+        base,
+        "tf.function(jit_compile=True)",
+        runner,
+        "",
+        _FN + _XLA,
+        _XLA_GRAD,
+        "",
+        _XLA_GRAD_BODY,
+        pad=True,
+    )
+
+
+TF_XLA = _tf_mode("tf-xla", "tf", TF)
+KERAS_XLA = _tf_mode("keras-xla", "keras", KERAS)
+TORCH_COMPILE = Mode(
+    "torch-compile",
+    "torch",
+    "torch.compile (Inductor, dynamic shapes)",
+    TORCH,
+    TORCH_COMPILE_CONFIG,
+    _FN + _COMPILE,
+    _FN + _COMPILE,
+    "{wrt} = {wrt}.requires_grad_()",
+    "out = loss_fn({params})\ngrad, = torch.autograd.grad(out, {wrt}, torch.ones_like(out))",
+    pad=False,  # dynamic shapes: one compilation serves every batch size above 1
+)
+MODES = {m.name: m for m in (TF_XLA, KERAS_XLA, TORCH_COMPILE)}
+
+
+def pad_rows(inputs: dict) -> tuple[dict, int]:
+    """The batch padded to the next power of two rows by repeating its first row; the
+    rows are independent cases, so the answers for the first n rows are unchanged."""
+    arrays = [v for v in inputs.values() if getattr(v, "ndim", 0) >= 1]
+    if not arrays:
+        return inputs, 0
+    n = arrays[0].shape[0]
+    size = 1 << max(0, (n - 1).bit_length())
+    if size == n:
+        return inputs, n
+    import numpy as np
+
+    out = {}
+    for name, v in inputs.items():
+        if getattr(v, "ndim", 0) >= 1 and v.shape[0] == n:
+            out[name] = np.concatenate([v, np.repeat(v[:1], size - n, axis=0)])
+        else:
+            out[name] = v
+    return out, n
+
