@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: venv browser test test-slow lint report clean
+.PHONY: venv browser compiler test test-slow lint report clean
 
 venv: $(STAMP)
 
@@ -24,7 +24,15 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	else echo "no chromium and no apt-get: the browser tests will be skipped"; fi
 
-test: $(STAMP) browser
+# A C++ compiler for torch.compile's Inductor backend (the torch-compile: impls).
+compiler:
+	@if command -v g++ >/dev/null || command -v c++ >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then \
+		echo "installing g++ (apt-get) for torch.compile"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null; \
+	else echo "no C++ compiler and no apt-get: the torch-compile impls will be skipped"; fi
+
+test: $(STAMP) browser compiler
 	$(PY) -m pytest -q -m "not slow"
 
 # The oracle's property tests at 5000 examples each (about an hour on 2 cores).
@@ -35,7 +43,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check harness oracles reports tests bench lossfuzz_pytest.py
 	$(PY) -m ruff format --check harness oracles reports tests bench lossfuzz_pytest.py
 
-report: $(STAMP)
+report: $(STAMP) compiler
 	$(PY) -m harness run --out out/results.json
 	@$(PY) -m harness report out/results.json -o out/report.html
 

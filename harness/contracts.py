@@ -121,13 +121,17 @@ FRAMEWORK_IMPLS = {
 
 
 def _impls(loss: str) -> list:
-    from harness.registry import get_impl, skipped_reason
+    """The framework impls of ``loss`` that load here, each followed by its compiled
+    twins (XLA and torch.compile answer invalid inputs their own way)."""
+    from harness.registry import load_all, skipped_reason
 
+    registry = load_all()
     out = []
     for impl_id in FRAMEWORK_IMPLS.get(loss, []):
-        impl = get_impl(impl_id)
-        if skipped_reason(impl) is None:
-            out.append(impl)
+        twins = [i for i in registry.values() if i.eager == impl_id]
+        for impl in [registry[impl_id], *twins]:
+            if skipped_reason(impl) is None:
+                out.append(impl)
     return out
 
 
@@ -255,7 +259,8 @@ DOCS = {
 
 
 def _doc(impl, kind: str, check: str):
-    fw = impl.backend if impl.backend != "keras" else "keras"
+    """A compiled twin is held to its eager impl's documentation."""
+    fw = impl.eager.partition(":")[0] if impl.eager else impl.backend
     found = DOCS.get((fw, kind, check))
     if found is None and fw == "keras":
         found = DOCS.get(("tf", kind, check))  # Keras calls the tf.nn ops on its TF backend

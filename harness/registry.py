@@ -223,6 +223,8 @@ def _grad_namespace(impl: Impl, wrt: str) -> dict:
     if impl.imports:
         exec(impl.imports, ns)
     setup = ad.setup(impl.call, wrt, impl.signature if impl.compiled else "")
+    if impl.compiled:
+        setup = impl.compiled.quiet + "\n" + setup
     if setup:
         with quiet_stderr():
             exec(setup, ns)
@@ -243,7 +245,7 @@ def _namespace(impl: Impl) -> dict:
     if impl.compiled:
         define, _ = impl.compiled.value_code(impl.call, impl.signature)
         with quiet_stderr():
-            exec(impl.compiled.imports + "\n" + define, ns)
+            exec(impl.compiled.quiet + "\n" + impl.compiled.imports + "\n" + define, ns)
     return ns
 
 

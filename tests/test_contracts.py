@@ -37,7 +37,7 @@ def _row(table, impl, check):
 
 def test_contracts_cover_tensorflow_keras_and_pytorch(table):
     backends = {r["impl"].partition(":")[0] for r in table["contracts"]}
-    assert backends == {"tf", "keras", "torch"}
+    assert backends == {"tf", "keras", "torch", "tf-xla", "keras-xla", "torch-compile"}
     checks = {r["check"] for r in table["contracts"]}
     for check in (
         "shape mismatch",

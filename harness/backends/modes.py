@@ -42,6 +42,7 @@ class Mode:
     grad_prepare: str
     grad_body: str  # template over {params} and {wrt}; sets out and grad
     pad: bool  # pad batches to a power of two: XLA compiles once per shape
+    quiet: str  # run by the harness only: the compiler's Python logging, off
     requires: tuple[str, ...] = ()
 
     def value_code(self, call: str, params: str) -> tuple[str, str]:
@@ -50,8 +51,9 @@ class Mode:
 
     def autodiff(self) -> Autodiff:
         r = self.runner
+        how = "torch.autograd" if self.base == "torch" else "tf.GradientTape"
         return Autodiff(
-            f"{'torch.autograd' if self.base == 'torch' else 'tf.GradientTape'} through {self.what}",
+            f"{how} through {self.what}",
             r.imports + "\n" + self.imports if self.imports else r.imports,
             r.requires + self.requires,
             r.to_native,
@@ -100,6 +102,8 @@ def _tf_mode(name: str, base: str, runner: Backend) -> Mode:
         "",
         _XLA_GRAD_BODY,
         pad=True,
+        # retracing warnings (a new shape or smoothing factor) are the expected cost
+        quiet='tf.get_logger().setLevel("ERROR")',
     )
 
 
@@ -116,6 +120,8 @@ TORCH_COMPILE = Mode(
     "{wrt} = {wrt}.requires_grad_()",
     "out = loss_fn({params})\ngrad, = torch.autograd.grad(out, {wrt}, torch.ones_like(out))",
     pad=False,  # dynamic shapes: one compilation serves every batch size above 1
+    # Dynamo logs the exceptions it turns into errors (an index out of range) in full
+    quiet="import logging, torch._logging\ntorch._logging.set_logs(all=logging.CRITICAL)",
 )
 MODES = {m.name: m for m in (TF_XLA, KERAS_XLA, TORCH_COMPILE)}
 
@@ -139,4 +145,3 @@ def pad_rows(inputs: dict) -> tuple[dict, int]:
         else:
             out[name] = v
     return out, n
-
