@@ -80,8 +80,8 @@ class Impl:
     params: tuple[str, ...] = ()  # optional oracle inputs it takes (label_smoothing)
     deviations: tuple[Deviation, ...] = ()
     grad_wrt: tuple[str, ...] | None = None  # None: every input the oracle differentiates
-    mode: str | None = None  # a key of modes.MODES for a compiled twin; None: eager
-    eager: str | None = None  # a compiled twin's eager impl id
+    mode: str | None = None  # a key of modes.MODES (a compiler or a GPU); None: eager CPU
+    eager: str | None = None  # such a twin's eager CPU impl: what it is compared with
 
     @property
     def backend(self) -> str:
@@ -99,7 +99,7 @@ class Impl:
 
     @property
     def runner(self) -> Backend:
-        return BACKENDS[self.runtime]
+        return self.compiled.runner if self.compiled else BACKENDS[self.runtime]
 
     @property
     def modules(self) -> tuple[str, ...]:

@@ -54,7 +54,7 @@ def _compute(impl: Impl, inputs: dict, wrt: str | None) -> tuple[list[str], str]
         args = ", ".join(f"{n}={n}" for n in impl.arguments(inputs))
         return [f"got = {impl.function.__qualname__}({args})"], "got"
     if impl.compiled is not None:
-        return list(impl.compiled.value_code(impl.call, impl.signature)), "got"
+        return [c for c in impl.compiled.value_code(impl.call, impl.signature) if c], "got"
     return [f"got = {impl.call}"], "got"
 
 
@@ -66,8 +66,9 @@ def _show(impl: Impl, wrt: str | None, var: str, index: int) -> str:
 def _header(impl: Impl, dtype: str, wrt: str | None) -> str:
     if wrt is None:
         head = HEADER.format(impl=impl.id, dtype=dtype, loss=impl.loss).rstrip()
-        if impl.compiled is not None:
-            head += f", compiled by {impl.compiled.what}"
+        mode = impl.compiled
+        if mode is not None:
+            head += f", {'compiled by' if mode.compiles else 'on'} {mode.what}"
         return head
     return (
         f"# lossfuzz reproducer: d/d{wrt} of {impl.id} [{dtype}] ({impl.loss}), "
@@ -110,7 +111,7 @@ def twin_reproducer(
     what = "values" if wrt is None else f"d/d{wrt}"
     head = (
         f"# lossfuzz reproducer: {eager.id} against {compiled.id} [{dtype}] ({compiled.loss}), "
-        f"{what}: eager and {compiled.compiled.what} disagree"
+        f"{what}: eager CPU and {compiled.compiled.what} disagree"
     )
     lines = [head]
     for line in _imports(eager, wrt) + _imports(compiled, wrt):

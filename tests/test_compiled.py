@@ -149,3 +149,26 @@ def test_the_report_puts_eager_and_compiled_side_by_side(tmp_path):
         "torch:binary_cross_entropy_with_logits",
         "torch-compile:binary_cross_entropy_with_logits",
     }
+
+
+def test_gpu_twins_are_skipped_with_one_line_without_a_gpu():
+    import tensorflow as tf
+    import torch
+
+    impls = load_all()
+    for prefix, base in (("torch-cuda:", "torch:"), ("tf-gpu:", "tf:")):
+        twins = [i for i in impls.values() if i.id.startswith(prefix)]
+        eager = [i for i in impls.values() if i.id.startswith(base) and i.call]
+        assert sorted(t.eager for t in twins) == sorted(i.id for i in eager)
+    has_cuda = torch.cuda.is_available()
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    for impl_id, present in (("torch-cuda:softplus", has_cuda), ("tf-gpu:softplus", has_gpu)):
+        reason = skipped_reason(get_impl(impl_id))
+        assert (reason is None) == present
+        if not present:
+            assert "\n" not in reason and "GPU" in reason or "CUDA" in reason
+    if not has_cuda:
+        run = lossfuzz("run", "--impl", "torch-cuda:softplus", "--out", "/dev/null/x.json")
+        assert run.returncode == 2
+        assert run.stderr.count("skipped: no CUDA device") == 1
+        assert "Traceback" not in run.stderr

@@ -1,4 +1,4 @@
-"""Compiled execution modes: an eager impl's very call, run through a framework's compiler.
+"""Execution modes: an eager CPU impl's very call, compiled by a framework or run on a GPU.
 
 Frameworks compile a loss into other code than they run eagerly (XLA fuses and
 rewrites ``log(sigmoid(x))``; Inductor generates C++ loops), so a compiled twin is
@@ -11,6 +11,10 @@ campaign compiles per input signature, not per case) and calls it for each case
 the compiled function for XLA (``tf.GradientTape`` in ``tf.function``, which XLA
 compiles with the forward pass) and through AOTAutograd's compiled backward for
 ``torch.compile`` (``torch.autograd.grad`` on the compiled forward's output).
+
+Devices are modes too: ``torch-cuda:`` and ``tf-gpu:`` run the call eagerly on the
+first GPU, and are compared with the CPU impl the same way. Without a GPU they are
+skipped with one line.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
-from harness.backends import KERAS, TF, TORCH, Autodiff, Backend
+from harness.backends import KERAS, TF, TORCH, Autodiff, Backend, _tf_gradient_body, _torch_literal
 
 # torch.compile falls back to eager without a word when a function recompiles too
 # often; a compiled twin must never be eager in disguise, so that is an error here
@@ -37,17 +41,22 @@ class Mode:
     what: str  # how the report names the compiler
     runner: Backend  # how inputs become tensors and answers come back
     imports: str  # after the backend's: configuration the reproducer shows too
-    define: str  # template over {call} and {params}: defines loss_fn, compiled
+    define: str  # template over {call} and {params}: defines loss_fn, compiled ("": none)
     grad_define: str  # template over {call}, {params} and {wrt}
     grad_prepare: str
     grad_body: str  # template over {params} and {wrt}; sets out and grad
     pad: bool  # pad batches to a power of two: XLA compiles once per shape
     quiet: str  # run by the harness only: the compiler's Python logging, off
     requires: tuple[str, ...] = ()
+    invoke: str = "got = loss_fn({params})"  # template over {call} and {params}
+    compiles: bool = True  # False: a device, running the call eagerly
 
     def value_code(self, call: str, params: str) -> tuple[str, str]:
-        """(definition run once, line run per case): the latter sets ``got``."""
-        return self.define.format(call=call, params=params), f"got = loss_fn({params})"
+        """(definition run once, or "", lines run per case): the latter set ``got``."""
+        return (
+            self.define.format(call=call, params=params),
+            self.invoke.format(call=call, params=params),
+        )
 
     def autodiff(self) -> Autodiff:
         r = self.runner
@@ -66,9 +75,19 @@ class Mode:
         )
 
     def unavailable(self) -> str | None:
-        """Why this mode cannot compile here, beyond a missing framework; None if it can."""
-        if self.base == "torch" and not (shutil.which("g++") or shutil.which("c++")):
+        """Why this mode cannot run here, beyond a missing framework; None if it can."""
+        if self.name == "torch-compile" and not (shutil.which("g++") or shutil.which("c++")):
             return "torch.compile's Inductor backend needs a C++ compiler (g++): none on PATH"
+        if self.name == "torch-cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                return "no CUDA device: torch.cuda.is_available() is False"
+        if self.name == "tf-gpu":
+            import tensorflow as tf
+
+            if not tf.config.list_physical_devices("GPU"):
+                return "no GPU visible to TensorFlow: tf.config.list_physical_devices('GPU') is []"
         return None
 
 
@@ -123,7 +142,81 @@ TORCH_COMPILE = Mode(
     # Dynamo logs the exceptions it turns into errors (an index out of range) in full
     quiet="import logging, torch._logging\ntorch._logging.set_logs(all=logging.CRITICAL)",
 )
-MODES = {m.name: m for m in (TF_XLA, KERAS_XLA, TORCH_COMPILE)}
+
+
+def _cuda_to(arr):
+    from harness.backends import convert
+
+    return convert.to_torch(arr).to("cuda")
+
+
+def _cuda_from(t):
+    from harness.backends import convert
+
+    return convert.from_torch(t.detach().cpu())
+
+
+TORCH_CUDA_BACKEND = Backend(
+    "torch-cuda",
+    TORCH.requires,
+    TORCH.imports,
+    _cuda_to,
+    _cuda_from,
+    lambda a: _torch_literal(a) + '.to("cuda")',
+    TORCH.show,
+)
+TORCH_CUDA = Mode(
+    "torch-cuda",
+    "torch",
+    "PyTorch on CUDA",
+    TORCH_CUDA_BACKEND,
+    "",
+    "",
+    "",
+    "{wrt} = {wrt}.requires_grad_()",
+    "out = {call}\ngrad, = torch.autograd.grad(out, {wrt}, torch.ones_like(out))",
+    pad=False,
+    quiet="",
+    invoke="got = {call}",
+    compiles=False,
+)
+
+
+def _gpu_to(arr):
+    import tensorflow as tf
+
+    from harness.backends import convert
+
+    with tf.device("/GPU:0"):
+        return tf.identity(convert.to_tf(arr))
+
+
+TF_GPU_BACKEND = Backend(
+    "tf-gpu",
+    TF.requires,
+    TF.imports,
+    _gpu_to,
+    TF.from_native,
+    TF.literal,  # placed by the tf.device block around the call
+    TF.show,
+)
+_ON_GPU = "with tf.device('/GPU:0'):\n"
+TF_GPU = Mode(
+    "tf-gpu",
+    "tf",
+    "TensorFlow on the GPU",
+    TF_GPU_BACKEND,
+    "",
+    "",
+    "",
+    "",
+    _ON_GPU + "\n".join("    " + line for line in _tf_gradient_body().splitlines()),
+    pad=False,
+    quiet="",
+    invoke=_ON_GPU + "    got = {call}",
+    compiles=False,
+)
+MODES = {m.name: m for m in (TF_XLA, KERAS_XLA, TORCH_COMPILE, TORCH_CUDA, TF_GPU)}
 
 
 def pad_rows(inputs: dict) -> tuple[dict, int]:
