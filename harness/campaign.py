@@ -21,12 +21,16 @@ from harness.runner import Cell, Observation, documented_by, finalise, run_cell,
 DEFAULT_BUDGET = 100  # fuzzed batches per cell after the edge grid: all 181 cells in minutes
 
 
-QUANTITIES = ("value", "grad")
+QUANTITIES = ("value", "grad", "reduction")
+REDUCTIONS = ("mean", "sum")
+DEFAULT_BATCHES = (1000, 1_000_000)  # a reduction cell repeats its rows to this many
+REDUCTION_BUDGET = 10  # fuzzed batches per reduction cell: each may be a million rows
 
 
 @dataclass
 class Selection:
-    cells: list[tuple[Impl, str, str | None]]  # (impl, dtype, wrt); wrt None for values
+    # (impl, dtype, wrt, reduce): wrt None for values, reduce (reduction, batch) or None
+    cells: list[tuple[Impl, str, str | None, tuple | None]]
     skipped: list[dict] = field(default_factory=list)  # {"impl", "reason"}
 
 
@@ -34,12 +38,18 @@ def _covers(impl: Impl, loss: str) -> bool:
     return impl.loss == loss or oracles.get_loss(impl.loss).variant_of == loss
 
 
-def select(losses=(), impls=(), dtypes=(), quantities=QUANTITIES) -> Selection:
-    """The cells a run covers: (impl, dtype) for values and (impl, dtype, wrt) for each
-    gradient the impl has; frameworks that cannot load are skipped, with the reason."""
+def select(
+    losses=(), impls=(), dtypes=(), quantities=QUANTITIES, batches=DEFAULT_BATCHES
+) -> Selection:
+    """The cells a run covers: (impl, dtype) for values, (impl, dtype, wrt) for each
+    gradient the impl has, and (impl, dtype, reduction, batch) for each reduction it
+    has and each batch size; frameworks that cannot load are skipped, with the reason."""
     unknown = set(quantities) - set(QUANTITIES)
     if unknown:
-        raise UsageError(f"unknown quantity {sorted(unknown)[0]!r}; use value or grad")
+        raise UsageError(f"unknown quantity {sorted(unknown)[0]!r}; use value, grad or reduction")
+    for b in batches:
+        if not isinstance(b, int) or not 1 <= b <= 10**8:
+            raise UsageError(f"batch size {b!r} must be an integer from 1 to 10**8")
     for loss in losses:
         oracles.get_loss(loss)
     for dtype in dtypes:
@@ -72,7 +82,15 @@ def select(losses=(), impls=(), dtypes=(), quantities=QUANTITIES) -> Selection:
             continue
         wanted = [d for d in impl.dtypes if not dtypes or d in dtypes]
         if "value" in quantities:
-            sel.cells += [(impl, d, None) for d in wanted]
+            sel.cells += [(impl, d, None, None) for d in wanted]
+        if "reduction" in quantities:
+            sel.cells += [
+                (impl, d, None, (r, b))
+                for r in REDUCTIONS
+                if r in impl.reduced
+                for b in batches
+                for d in wanted
+            ]
         if "grad" not in quantities:
             continue
         for wrt in impl.gradients:
@@ -81,7 +99,7 @@ def select(losses=(), impls=(), dtypes=(), quantities=QUANTITIES) -> Selection:
                 sel.skipped.append({"impl": f"{impl.id} {quantity_label(wrt)}", "reason": reason})
                 continue
             ad = impl.autodiff
-            sel.cells += [(impl, d, wrt) for d in wanted if d in ad.dtypes]
+            sel.cells += [(impl, d, wrt, None) for d in wanted if d in ad.dtypes]
             for d in wanted:
                 if d not in ad.dtypes:
                     sel.skipped.append(
@@ -93,9 +111,12 @@ def select(losses=(), impls=(), dtypes=(), quantities=QUANTITIES) -> Selection:
     return sel
 
 
-def describe(impl_id: str, inputs: dict, dtype: str, wrt: str | None = None, index=0) -> str:
+def describe(
+    impl_id: str, inputs: dict, dtype: str, wrt: str | None = None, index=0, reduce=None
+) -> str:
     """impl(logits=-50.0, labels=0.0) [float32], with scalars for cases of one; for a
-    gradient d/dlogits impl(...)[index] [float32] (the index within the row)."""
+    gradient d/dlogits impl(...)[index] [float32] (the index within the row); for a
+    reduction "mean of 1000 rows repeating impl(logits=[...], ...) [float16]"."""
     fmt = oracles.get_format(dtype)
     parts = []
     for name, value in inputs.items():
@@ -111,6 +132,8 @@ def describe(impl_id: str, inputs: dict, dtype: str, wrt: str | None = None, ind
             shown = repr(value)
         parts.append(f"{name}={shown}")
     call = f"{impl_id}({', '.join(parts)})"
+    if reduce is not None:
+        return f"{reduce[0]} of {reduce[1]} rows repeating {call} [{dtype}]"
     if wrt is None:
         return f"{call} [{dtype}]"
     entries = inputs[wrt].size if isinstance(inputs.get(wrt), np.ndarray) else 1
@@ -122,9 +145,9 @@ def _fmt(v: float) -> str:
     return f"{v:.8g}" if math.isfinite(v) else repr(v)
 
 
-def message(impl: Impl, dtype: str, o: Observation, wrt: str | None = None) -> str:
+def message(impl: Impl, dtype: str, o: Observation, wrt: str | None = None, reduce=None) -> str:
     """The one form of a wrong answer: call = got, exact e: class (ULP, abs)."""
-    call = describe(impl.id, o.inputs, dtype, wrt, o.index)
+    call = describe(impl.id, o.inputs, dtype, wrt, o.index, reduce)
     if o.error:
         return f"{call} raised {o.error}"
     ulp = o.score.ulp
@@ -137,7 +160,7 @@ def message(impl: Impl, dtype: str, o: Observation, wrt: str | None = None) -> s
 
 def finding(cell: Cell, o: Observation) -> dict:
     impl = cell.impl
-    dev = documented_by(impl, o, cell.wrt)
+    dev = documented_by(impl, o, cell.wrt, cell.reduce)
     exact = R.exact_text(o.exact)
     return {
         "loss": cell.loss,
@@ -145,6 +168,7 @@ def finding(cell: Cell, o: Observation) -> dict:
         "dtype": cell.dtype,
         "quantity": cell.quantity,
         "wrt": cell.wrt,
+        **_reduction_fields(cell),
         "class": o.cls,
         "inputs": R.encode_inputs(o.inputs, cell.dtype),
         "index": o.index,
@@ -159,7 +183,7 @@ def finding(cell: Cell, o: Observation) -> dict:
         "documented": dev.what if dev else None,
         "documented_source": dev.source if dev else None,
         "confirmed": True,
-        "message": message(impl, cell.dtype, o, cell.wrt),
+        "message": message(impl, cell.dtype, o, cell.wrt, cell.reduce),
         "reproducer": reproducer(
             impl,
             cell.dtype,
@@ -168,8 +192,15 @@ def finding(cell: Cell, o: Observation) -> dict:
             o.reference if o.reference is not None else math.nan,
             index=o.index,
             wrt=cell.wrt,
+            reduce=cell.reduce,
         ),
     }
+
+
+def _reduction_fields(cell: Cell) -> dict:
+    if cell.reduce is None:
+        return {}
+    return {"reduction": cell.reduce[0], "batch": cell.reduce[1]}
 
 
 def _answer(o: Observation) -> dict:
@@ -186,7 +217,9 @@ def disagreement(cell: Cell, compiled: Observation, eager: Observation) -> dict:
     """A case where a compiled twin and its eager impl differ: both answers, each scored
     against the exact value, and a reproducer that runs both."""
     exact = R.exact_text(compiled.exact)
-    call = describe(cell.impl.id, compiled.inputs, cell.dtype, cell.wrt, compiled.index)
+    call = describe(
+        cell.impl.id, compiled.inputs, cell.dtype, cell.wrt, compiled.index, cell.reduce
+    )
     reference = compiled.reference if compiled.reference is not None else math.nan
     return {
         "inputs": R.encode_inputs(compiled.inputs, cell.dtype),
@@ -208,6 +241,7 @@ def disagreement(cell: Cell, compiled: Observation, eager: Observation) -> dict:
             reference,
             index=compiled.index,
             wrt=cell.wrt,
+            reduce=cell.reduce,
         ),
     }
 
@@ -229,6 +263,7 @@ def cell_record(cell: Cell, findings: list[dict], disagreements: list[dict] = ()
         "dtype": cell.dtype,
         "quantity": cell.quantity,
         "wrt": cell.wrt,
+        **_reduction_fields(cell),
         "autodiff": cell.impl.autodiff.name if cell.wrt else None,
         "cases": cell.cases,
         "max_ulp": R.number(cell.max_ulp),
@@ -304,8 +339,8 @@ def run(
     previous = runner.ISOLATION
     runner.ISOLATION = isolation
     try:
-        for n, (impl, dtype, wrt) in enumerate(selection.cells):
-            name = cell_name(impl.id, dtype, wrt)
+        for n, (impl, dtype, wrt, reduce) in enumerate(selection.cells):
+            name = cell_name(impl.id, dtype, wrt, reduce)
             if name in done:
                 record, kept = done[name]
                 cells.append(record)
@@ -323,11 +358,12 @@ def run(
             cell = run_cell(
                 impl,
                 dtype,
-                budget=budget,
+                budget=budget if reduce is None else min(budget, REDUCTION_BUDGET),
                 campaign_seed=seed,
                 tolerance=tolerance,
                 deadline=deadline,
                 wrt=wrt,
+                reduce=reduce,
             )
             if runner.STOP["signal"]:
                 state["complete"] = False  # a signal cut this cell short: it is not kept
@@ -364,7 +400,7 @@ def summary_table(data: dict) -> str:
         rows.append(
             (
                 c["impl"],
-                quantity_label(c.get("wrt")),
+                quantity_label(c.get("wrt"), R.reduce_of(c)),
                 c["dtype"],
                 str(c["cases"]),
                 _ulp_text(c["max_ulp"]),

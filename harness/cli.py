@@ -78,6 +78,13 @@ def _nonnegative_int(text: str) -> int:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = _nonnegative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -104,8 +111,9 @@ def cmd_run(args) -> int:
         args.budget = default if args.seconds is None else 10**9
     if args.seed is None:
         args.seed = policy.seed if policy.seed is not None else 0
+    batches = tuple(args.batch or policy.batches or campaign.DEFAULT_BATCHES)
     selection = campaign.select(
-        args.loss or (), args.impl or (), args.dtype or (), tuple(args.quantity)
+        args.loss or (), args.impl or (), args.dtype or (), tuple(args.quantity), batches
     )
     for reason in dict.fromkeys(s["reason"] for s in selection.skipped):
         print(f"skipped: {reason}", file=sys.stderr)
@@ -515,8 +523,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--quantity",
         action="append",
-        choices=("value", "grad"),
-        help="value cells, gradient cells (repeatable; default both)",
+        choices=("value", "grad", "reduction"),
+        help="value cells, gradient cells, reduction cells (repeatable; default all)",
+    )
+    s.add_argument(
+        "--batch",
+        action="append",
+        type=_positive_int,
+        help="a reduction cell's batch size in rows (repeatable; default 1000 and 1000000)",
     )
     group = s.add_mutually_exclusive_group()
     group.add_argument(

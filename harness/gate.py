@@ -86,7 +86,7 @@ class KnownFailure:
     cls: str | None = None  # the class that is expected; None: any finding
     reason: str = ""
     issue: str = ""
-    quantity: str = "value"  # "value", "grad" or "*" (both)
+    quantity: str = "value"  # "value", "grad", "reduction" or "*" (any)
 
     def matches(self, impl: str, dtype: str, quantity: str = "value") -> bool:
         return (
@@ -102,22 +102,29 @@ class Policy:
     impls: list = field(default_factory=list)
     dtypes: list = field(default_factory=list)
     quantities: list = field(default_factory=list)
+    batches: list = field(default_factory=list)  # reduction cells' batch sizes
     budget: int | None = None
     seed: int | None = None
     slack: dict = field(default_factory=lambda: dict(DEFAULT_SLACK))
     # "impl-pattern [dtype-pattern]" -> max ULP of the values; a gradient cell's limit
-    # names it: "impl-pattern d/dwrt-pattern [dtype-pattern]"
+    # names it: "impl-pattern d/dwrt-pattern [dtype-pattern]"; a reduction cell's its
+    # reduction: "impl-pattern mean [dtype-pattern]" (any batch size)
     limits: dict = field(default_factory=dict)
     known_failures: list = field(default_factory=list)
     source: str | None = None
 
-    def limit(self, impl: str, dtype: str, wrt: str | None = None) -> float | None:
+    def limit(
+        self, impl: str, dtype: str, wrt: str | None = None, reduction: str | None = None
+    ) -> float | None:
         for pattern, value in self.limits.items():
             words = pattern.split()
             ip = words[0] if words else "*"
             grad = next((w[3:] for w in words[1:] if w.startswith("d/d")), None)
+            red = next((w for w in words[1:] if w in ("mean", "sum", "*")), None)
             dp = next((w.strip("[]") for w in words[1:] if w.startswith("[")), "*")
-            if (grad is None) != (wrt is None):
+            if (grad is None) != (wrt is None) or (red is None) != (reduction is None):
+                continue
+            if red is not None and not fnmatch.fnmatchcase(reduction, red):
                 continue
             if grad is not None and not fnmatch.fnmatchcase(wrt, grad):
                 continue
@@ -134,6 +141,7 @@ POLICY_KEYS = {
     "impls",
     "dtypes",
     "quantities",
+    "batches",
     "budget",
     "seed",
     "slack",
@@ -196,6 +204,7 @@ def _policy(table: dict, source: str) -> Policy:
         impls=list(table.get("impls", [])),
         dtypes=list(table.get("dtypes", [])),
         quantities=list(table.get("quantities", [])),
+        batches=list(table.get("batches", [])),
         budget=table.get("budget"),
         seed=table.get("seed"),
         slack=slack,
@@ -276,7 +285,7 @@ def compare(data: dict, base: dict, policy: Policy | None = None) -> Verdict:
             changes.append(Change("+", k, f"max ULP {_u(then)} -> {_u(now)}", True, worst))
         elif now < (then - ulps) / (1 + rel):
             changes.append(Change("-", k, f"max ULP {_u(then)} -> {_u(now)}", False))
-        limit = policy.limit(c["impl"], c["dtype"], c.get("wrt"))
+        limit = policy.limit(c["impl"], c["dtype"], c.get("wrt"), c.get("reduction"))
         if limit is not None and _f(c["max_ulp"]) > limit:
             changes.append(
                 Change(

@@ -60,10 +60,12 @@ def _serve(conn, memory_limit: int | None) -> None:
             request = conn.recv()
         except (EOFError, OSError):
             return
-        impl_id, loss, cast, dtype, wrt = request
+        impl_id, loss, cast, dtype, wrt, reduce = request
         try:
             impl = _resolve(impl_id, loss)
-            if wrt is None:
+            if reduce is not None:
+                answer = np.asarray(impl.reduce(cast, dtype, *reduce))
+            elif wrt is None:
                 answer = np.asarray(impl(cast, dtype))
             else:
                 answer = np.asarray(impl.gradient(cast, dtype, wrt))
@@ -116,14 +118,14 @@ class Worker:
             self._conn.close()
         self._proc = self._conn = None
 
-    def call(self, impl, cast: dict, dtype: str, wrt: str | None = None) -> np.ndarray:
+    def call(self, impl, cast: dict, dtype: str, wrt: str | None = None, reduce=None) -> np.ndarray:
         if self._proc is None or not self._proc.is_alive():
             if self._proc is not None:
                 self.restarts += 1
             self.stop()
             self._start()
         try:
-            self._conn.send((impl.id, impl.loss, cast, dtype, wrt))
+            self._conn.send((impl.id, impl.loss, cast, dtype, wrt, reduce))
         except (BrokenPipeError, OSError):
             self._proc.join(5)
             code = self._proc.exitcode

@@ -31,7 +31,7 @@ def plan_key(selection, seed: int, budget, tolerance: float) -> dict:
         "seed": seed,
         "budget": budget,
         "tolerance": tolerance,
-        "cells": [cell_name(i.id, d, w) for i, d, w in selection.cells],
+        "cells": [cell_name(i.id, d, w, r) for i, d, w, r in selection.cells],
     }
 
 

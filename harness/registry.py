@@ -57,11 +57,15 @@ class Deviation:
     what: str
     source: str
     explains: Callable[[dict, float, float], bool] = field(compare=False)
-    quantity: str = "value"  # "value", "grad" (any wrt), "d/dlabels" (one wrt) or "*" (all)
+    # "value" (values and their reductions), "reduction" (reductions only), "grad" (any
+    # wrt), "d/dlabels" (one wrt) or "*" (all)
+    quantity: str = "value"
 
-    def applies(self, wrt: str | None) -> bool:
+    def applies(self, wrt: str | None, reduce=None) -> bool:
         if self.quantity == "*":
             return True
+        if reduce is not None:
+            return self.quantity in ("value", "reduction")
         if wrt is None:
             return self.quantity == "value"
         return self.quantity in ("grad", f"d/d{wrt}")
@@ -80,6 +84,8 @@ class Impl:
     params: tuple[str, ...] = ()  # optional oracle inputs it takes (label_smoothing)
     deviations: tuple[Deviation, ...] = ()
     grad_wrt: tuple[str, ...] | None = None  # None: every input the oracle differentiates
+    # reduction ("mean", "sum") -> the call that reduces the batch's losses to one number
+    reduced: dict = field(default_factory=dict, compare=False)
     mode: str | None = None  # a key of modes.MODES (a compiler or a GPU); None: eager CPU
     eager: str | None = None  # such a twin's eager CPU impl: what it is compared with
 
@@ -149,6 +155,23 @@ class Impl:
         grad = ad.from_native(ns["grad"])
         return grad[:n] if n else grad
 
+    def reduce(self, inputs: dict, dtype: str, reduction: str, batch: int) -> np.ndarray:
+        """The impl's ``reduction`` of the losses of ``inputs``'s rows repeated, in order,
+        to ``batch`` rows; the repeating runs in the framework (see ``tile_code``)."""
+        call = self.reduced[reduction]
+        b = self.runner
+        ns = dict(_namespace(self, call))
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for name, value in inputs.items():
+                ns[name] = b.to_native(value) if isinstance(value, np.ndarray) else value
+            exec(_compiled_exec(tile_code(b, self.arguments(inputs), batch)), ns)
+            if self.compiled is None:
+                return b.from_native(eval(_compiled(call), ns))
+            _, invoke = self.compiled.value_code(call, self.signature)
+            exec(_compiled_exec(invoke), ns)
+            return b.from_native(ns["got"])
+
     def arguments(self, inputs: dict) -> dict:
         """The inputs the impl uses: those its function's signature names (all, with
         **kwargs), or those its call expression mentions."""
@@ -167,7 +190,7 @@ class Impl:
             warnings.simplefilter("ignore")
             if self.function is not None:
                 return np.asarray(self.function(**self.arguments(inputs)))
-            ns = dict(_namespace(self))
+            ns = dict(_namespace(self, self.call))
             if self.compiled is None:
                 for name, value in inputs.items():
                     ns[name] = b.to_native(value) if isinstance(value, np.ndarray) else value
@@ -237,13 +260,27 @@ def oracles_wrt() -> tuple[str, ...]:
     return WRT
 
 
+def tile_code(backend: Backend, inputs: dict, batch: int) -> str:
+    """Statements that repeat the rows of the input arrays, in order, to ``batch`` rows."""
+    arrays = {k: v for k, v in inputs.items() if isinstance(v, np.ndarray) and v.ndim}
+    rows = next(iter(arrays.values())).shape[0]
+    reps = -(-batch // rows)
+    return "\n".join(
+        backend.tile.format(v=k, reps=reps, n=batch, ones=", 1" * (v.ndim - 1))
+        for k, v in arrays.items()
+        if v.shape[0] == rows
+    )
+
+
 @cache
-def _namespace(impl: Impl) -> dict:
+def _namespace(impl: Impl, call: str) -> dict:
+    """The backend's namespace with the impl's imports, and for a compiled twin its
+    function for ``call`` defined (once per process)."""
     ns = dict(impl.runner.namespace())
     if impl.imports:
         exec(impl.imports, ns)
     if impl.compiled:
-        define, _ = impl.compiled.value_code(impl.call, impl.signature)
+        define, _ = impl.compiled.value_code(call, impl.signature)
         with quiet_stderr():
             exec(impl.compiled.quiet + "\n" + impl.compiled.imports + "\n" + define, ns)
     return ns
@@ -273,6 +310,7 @@ def implementation(
     params: tuple[str, ...] = (),
     deviations: tuple[Deviation, ...] = (),
     grad_wrt: tuple[str, ...] | None = None,
+    reduced: dict | None = None,
     mode: str | None = None,
     eager: str | None = None,
 ):
@@ -304,6 +342,7 @@ def implementation(
             tuple(params),
             tuple(deviations),
             grad_wrt,
+            dict(reduced or {}),
             mode,
             eager,
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.registry import Impl
+from harness.registry import Impl, tile_code
 
 HEADER = "# lossfuzz reproducer: {impl} [{dtype}] computes {loss}\n"
 
@@ -45,8 +45,18 @@ def _inputs(impl: Impl, inputs: dict, wrt: str | None) -> list[str]:
     return lines
 
 
-def _compute(impl: Impl, inputs: dict, wrt: str | None) -> tuple[list[str], str]:
+def _compute(impl: Impl, inputs: dict, wrt: str | None, reduce=None) -> tuple[list[str], str]:
     """The lines that compute the answer, and the variable that holds it."""
+    if reduce is not None:
+        reduction, batch = reduce
+        call = impl.reduced[reduction]
+        lines = [
+            f"# the batch: these rows repeated, in order, to {batch} rows",
+            tile_code(impl.runner, impl.arguments(inputs), batch),
+        ]
+        if impl.compiled is not None:
+            return lines + [c for c in impl.compiled.value_code(call, impl.signature) if c], "got"
+        return [*lines, f"got = {call}"], "got"
     if wrt is not None:
         params = impl.signature if impl.compiled else ""
         return [impl.autodiff.code(impl.call, wrt, params).strip("\n")], "grad"
@@ -63,9 +73,11 @@ def _show(impl: Impl, wrt: str | None, var: str, index: int) -> str:
     return show.format(v=var, i=index)
 
 
-def _header(impl: Impl, dtype: str, wrt: str | None) -> str:
+def _header(impl: Impl, dtype: str, wrt: str | None, reduce=None) -> str:
     if wrt is None:
         head = HEADER.format(impl=impl.id, dtype=dtype, loss=impl.loss).rstrip()
+        if reduce is not None:
+            head += f", reduced to its {reduce[0]} over {reduce[1]} rows"
         mode = impl.compiled
         if mode is not None:
             head += f", {'compiled by' if mode.compiles else 'on'} {mode.what}"
@@ -84,12 +96,15 @@ def reproducer(
     reference: float,
     index: int = 0,
     wrt: str | None = None,
+    reduce=None,
 ) -> str:
     """Python source that reruns ``impl`` on ``inputs`` (cast, class axis last) and prints
     element ``index`` of its answer: the value, or with ``wrt`` the gradient of the sum
-    of the values with respect to that input, through the backend's autodiff."""
-    lines = [_header(impl, dtype, wrt), *_imports(impl, wrt), *_inputs(impl, inputs, wrt)]
-    code, var = _compute(impl, inputs, wrt)
+    of the values with respect to that input, through the backend's autodiff; with
+    ``reduce`` = (reduction, batch), the reduction of the rows repeated to a batch."""
+    head = _header(impl, dtype, wrt, reduce)
+    lines = [head, *_imports(impl, wrt), *_inputs(impl, inputs, wrt)]
+    code, var = _compute(impl, inputs, wrt, reduce)
     lines += code
     lines.append(f'print("got:  ", {_show(impl, wrt, var, index)})')
     lines.append(_exact_line(exact, dtype, reference))
@@ -105,10 +120,14 @@ def twin_reproducer(
     reference: float,
     index: int = 0,
     wrt: str | None = None,
+    reduce=None,
 ) -> str:
     """Python source that runs ``eager`` and its compiled twin on the same inputs and
-    prints element ``index`` of both answers (values, or gradients with ``wrt``)."""
+    prints element ``index`` of both answers (values, gradients with ``wrt``, or the
+    reduction of a tiled batch with ``reduce``)."""
     what = "values" if wrt is None else f"d/d{wrt}"
+    if reduce is not None:
+        what = f"the {reduce[0]} over {reduce[1]} rows"
     head = (
         f"# lossfuzz reproducer: {eager.id} against {compiled.id} [{dtype}] ({compiled.loss}), "
         f"{what}: eager CPU and {compiled.compiled.what} disagree"
@@ -118,10 +137,12 @@ def twin_reproducer(
         if line not in lines:
             lines.append(line)
     lines += _inputs(compiled, inputs, wrt)
-    code, var = _compute(eager, inputs, wrt)
+    code, var = _compute(eager, inputs, wrt, reduce)
     lines += code
     lines.append(f"eager = {_show(eager, wrt, var, index)}")
-    code, var = _compute(compiled, inputs, wrt)
+    if reduce is not None:  # the compiled twin gets the rows again, not the eager batch
+        lines += _inputs(compiled, inputs, wrt)
+    code, var = _compute(compiled, inputs, wrt, reduce)
     lines += code
     lines.append(f"compiled = {_show(compiled, wrt, var, index)}")
     lines.append('print("eager:   ", eager)')

@@ -118,20 +118,31 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def quantity_label(wrt: str | None) -> str:
-    """What a cell measures: "value", or "d/dlogits" for the gradient with respect to logits."""
+def quantity_label(wrt: str | None, reduce=None) -> str:
+    """What a cell measures: "value"; "d/dlogits" for the gradient with respect to
+    logits; "mean of 1000000" for the mean of a batch of a million losses."""
+    if reduce:
+        reduction, batch = reduce
+        return f"{reduction} of {batch}"
     return "value" if not wrt else f"d/d{wrt}"
 
 
-def cell_name(impl: str, dtype: str, wrt: str | None = None) -> str:
-    """A cell's name everywhere (gate, journal, JUnit): ``impl [dtype]``, or
-    ``impl d/dlogits [dtype]`` for a gradient cell."""
-    return f"{impl} [{dtype}]" if not wrt else f"{impl} {quantity_label(wrt)} [{dtype}]"
+def cell_name(impl: str, dtype: str, wrt: str | None = None, reduce=None) -> str:
+    """A cell's name everywhere (gate, journal, JUnit): ``impl [dtype]``,
+    ``impl d/dlogits [dtype]`` for a gradient cell, ``impl mean of 1000 [dtype]``
+    for a reduction cell."""
+    label = quantity_label(wrt, reduce)
+    return f"{impl} [{dtype}]" if label == "value" else f"{impl} {label} [{dtype}]"
+
+
+def reduce_of(c: dict):
+    """A results cell's or finding's (reduction, batch), or None."""
+    return (c["reduction"], c["batch"]) if c.get("reduction") else None
 
 
 def cell_key(c: dict) -> str:
     """The name of a results file's cell (or of a finding's cell)."""
-    return cell_name(c["impl"], c["dtype"], c.get("wrt"))
+    return cell_name(c["impl"], c["dtype"], c.get("wrt"), reduce_of(c))
 
 
 def now() -> str:

@@ -37,9 +37,11 @@ from harness.metrics import (
 from harness.registry import Impl, get_impl
 from harness.results import cell_name
 from harness.strategies import from_loss
-from oracles import fast
+from oracles import fast, reductions
 from oracles.api import check_elementwise_domain, evaluate_where
+from oracles.formats import round_mpf
 
+MOTIF_ROWS = 8  # a reduction cell's batch repeats at most this many fuzzed rows
 TARGET_CAP = 1e30  # target() needs finite scores; inf ULP (NaN, overflow) maps here
 PROFILE_BINS = 400  # at most this many points of error against input per cell
 BINS_PER_OCTAVE = 4
@@ -82,12 +84,17 @@ STOP: dict = {"signal": None}  # set by a SIGINT/SIGTERM handler: end the cell a
 _CONFIRMING = False  # True while confirm() re-runs a finding (in the other worker)
 
 
-def call_impl(impl: Impl, cast: dict, dtype: str, wrt: str | None = None) -> np.ndarray:
-    """The impl's answer (values, or the gradient with respect to ``wrt``): in a worker
+def call_impl(
+    impl: Impl, cast: dict, dtype: str, wrt: str | None = None, reduce=None
+) -> np.ndarray:
+    """The impl's answer (values, the gradient with respect to ``wrt``, or with ``reduce``
+    = (reduction, batch) the reduction of the rows tiled to a batch): in a worker
     process under isolation (raising isolation.ImplFailed), else in this one."""
     if ISOLATION is not None:
         worker = ISOLATION.confirm if _CONFIRMING else ISOLATION.search
-        return np.asarray(worker.call(impl, cast, dtype, wrt))
+        return np.asarray(worker.call(impl, cast, dtype, wrt, reduce))
+    if reduce is not None:
+        return np.asarray(impl.reduce(cast, dtype, *reduce))
     return np.asarray(impl(cast, dtype) if wrt is None else impl.gradient(cast, dtype, wrt))
 
 
@@ -118,13 +125,17 @@ def score(
     wrt: str | None = None,
     *,
     exact: bool = False,
+    reduce=None,
 ) -> list[Observation]:
     """Call the impl on a batch and class every element of its answer: the values, or
-    with ``wrt`` the gradient of their sum with respect to that input.
+    with ``wrt`` the gradient of their sum with respect to that input. With ``reduce``
+    = (reduction, batch), the one number of the reduction (``score_reduced``).
 
     Values of the losses ``oracles/fast.py`` covers are scored on the fast path unless
     ``exact``; findings are always re-scored with ``exact`` (mpmath) before reporting.
     """
+    if reduce is not None:
+        return score_reduced(impl, dtype, inputs, tolerance, reduce)
     if wrt is None and not exact and FAST_PATH and fast.covers(impl.loss, dtype):
         scored = _score_fast(impl, dtype, inputs, tolerance)
         if scored is not None:
@@ -158,6 +169,57 @@ def score(
 
 
 FAST_PATH = True  # False: every value through mpmath (bench/ and the equivalence tests)
+
+
+def score_reduced(impl: Impl, dtype: str, inputs: dict, tolerance: float, reduce) -> list:
+    """The impl's reduction of a batch made of ``inputs``'s rows repeated, in order, to
+    ``batch`` rows, scored against the exact sum or mean of the exact losses: one
+    Observation whose inputs are the rows (what a reproducer repeats).
+
+    An answer outside the tolerance of the exact value is forgiven when it is within
+    the tolerance of the sum (or mean) of the losses each correctly rounded to the
+    dtype: no implementation that holds its losses in the dtype can do better, so
+    such an error is the dtype's, not the reduction's (a float16 loss of 4.1e-8 is
+    6e-8, and a thousand of them sum to 6e-5, not 4.1e-5)."""
+    reduction, batch = reduce
+    spec = oracles.get_loss(impl.loss)
+    cast = oracles.cast_inputs(spec, dtype, **inputs)
+    rows = next(v for v in cast.values() if isinstance(v, np.ndarray) and v.ndim).shape[0]
+    counts = reductions.tile_counts(rows, batch)
+    exact, ref = reductions.reduce(spec.id, reduction, dtype, counts=counts, **cast)
+    try:
+        got = call_impl(impl, cast, dtype, reduce=reduce)
+        if got.size != 1:
+            raise ValueError(f"returned shape {got.shape}, expected one number")
+    except Exception as exc:  # noqa: BLE001 - an impl failing is a finding, not our crash
+        return _failed(impl, dtype, cast, spec, tolerance, None, exc, 1, True)
+    g = float(got.astype(np.float64).ravel()[0])
+    fmt = oracles.get_format(dtype)
+    s = classify(g, exact, ref, fmt, tolerance=tolerance, is_loss=spec.is_loss)
+    if s.cls not in ("exact", "ok") and math.isfinite(g):
+        stored = _sum_of_rounded(spec, dtype, cast, counts, reduction)
+        if stored is not None:
+            again = classify(g, stored[0], stored[1], fmt, tolerance=tolerance, is_loss=True)
+            if again.cls in ("exact", "ok"):
+                s = Score("ok", again.ulp, again.abs_error)
+    return [Observation(cast, 0, s, g, exact, ref)]
+
+
+def _sum_of_rounded(spec, dtype, cast, counts, reduction):
+    """(exact, correctly rounded) sum or mean of the rows' losses each rounded to the
+    dtype; None where a rounded loss is not finite."""
+    from fractions import Fraction
+
+    rounded = oracles.evaluate(spec, dtype, **cast).reference.astype(np.float64).ravel()
+    terms = [(float(v), w) for v, w in zip(rounded.tolist(), counts) if w]
+    if not all(math.isfinite(v) for v, _ in terms):
+        return None
+    total = sum(Fraction(v) * w for v, w in terms)
+    if reduction == "mean":
+        total /= sum(counts)
+    with mpmath.workprec(200):
+        value = mpmath.mpf(total.numerator) / total.denominator
+    return value, float(round_mpf(value, oracles.get_format(dtype)))
 
 
 def _score_fast(impl: Impl, dtype: str, inputs: dict, tolerance: float):
@@ -249,6 +311,7 @@ class Cell:
     dtype: str
     tolerance: float = DEFAULT_TOLERANCE
     wrt: str | None = None  # None: a cell of values; else of gradients with respect to wrt
+    reduce: tuple | None = None  # (reduction, batch): a cell of reductions of tiled rows
     cases: int = 0
     counts: Counter = field(default_factory=Counter)
     max_ulp: float = 0.0
@@ -269,11 +332,13 @@ class Cell:
 
     @property
     def quantity(self) -> str:
+        if self.reduce is not None:
+            return "reduction"
         return "value" if self.wrt is None else "grad"
 
     @property
     def name(self) -> str:
-        return cell_name(self.impl.id, self.dtype, self.wrt)
+        return cell_name(self.impl.id, self.dtype, self.wrt, self.reduce)
 
     def compare(self, inputs: dict, observations: list[Observation]) -> None:
         """Run the eager twin on the batch just scored and record where the bits differ."""
@@ -282,7 +347,8 @@ class Cell:
         spec = oracles.get_loss(self.impl.loss)
         try:
             cast = oracles.cast_inputs(spec, self.dtype, **inputs)
-            theirs = call_impl(self.twin, cast, self.dtype, self.wrt).astype(np.float64).ravel()
+            theirs = call_impl(self.twin, cast, self.dtype, self.wrt, self.reduce)
+            theirs = theirs.astype(np.float64).ravel()
         except Exception:  # noqa: BLE001 - the eager impl's own cell reports its failures
             return
         if theirs.size != len(observations):
@@ -315,7 +381,7 @@ class Cell:
             if o.cls in ("crash", "timeout") and self.stopped is None:
                 self.stopped = f"{o.cls}: {o.error}"  # every further call would cost as much
             if o.cls in FINDING_CLASSES:
-                k = (o.cls, documented_by(self.impl, o, self.wrt) is not None)
+                k = (o.cls, documented_by(self.impl, o, self.wrt, self.reduce) is not None)
                 best = self.worst_of.get(k)
                 if best is None or _rank(o) > _rank(best):
                     self.worst_of[k] = o
@@ -373,9 +439,10 @@ def settle(cell: Cell) -> list[tuple[Observation, Observation]]:
     for d in sorted(cell.disagreements.values(), key=lambda d: d.rank, reverse=True):
         o = d.compiled
         try:
-            mine = score(cell.impl, cell.dtype, o.inputs, cell.tolerance, cell.wrt, exact=True)
-            theirs = score(cell.twin, cell.dtype, o.inputs, cell.tolerance, cell.wrt, exact=True)
-        except (oracles.DomainError, ValueError, TypeError):
+            again = {"exact": True, "reduce": cell.reduce}
+            mine = score(cell.impl, cell.dtype, o.inputs, cell.tolerance, cell.wrt, **again)
+            theirs = score(cell.twin, cell.dtype, o.inputs, cell.tolerance, cell.wrt, **again)
+        except (oracles.DomainError, oracles.OracleUndecided, ValueError, TypeError):
             continue
         if o.index >= min(len(mine), len(theirs)):
             continue
@@ -386,12 +453,12 @@ def settle(cell: Cell) -> list[tuple[Observation, Observation]]:
     return out
 
 
-def documented_by(impl: Impl, o: Observation, wrt: str | None = None):
+def documented_by(impl: Impl, o: Observation, wrt: str | None = None, reduce=None):
     """The impl's documented deviation that explains this wrong answer, if one does."""
     if o.got is None or o.exact is None:
         return None
     for d in impl.deviations:
-        if not d.applies(wrt):
+        if not d.applies(wrt, reduce):
             continue
         try:
             if d.explains(o.inputs, o.got, float(o.exact)):
@@ -416,6 +483,8 @@ def axis_value(inputs: dict) -> float:
 
 
 def run_grid(cell: Cell) -> None:
+    if cell.reduce is not None:
+        return  # reductions are searched from tiled rows alone
     for batch in edge_grid(cell.impl.loss, cell.dtype):
         if cell.stopped or STOP["signal"]:
             return
@@ -428,6 +497,8 @@ def cell_seed(campaign_seed: int, cell: Cell) -> int:
     """A compiled twin's search starts from its eager impl's seed: the two see the same
     cases for as long as their answers steer the search alike."""
     grad = "" if cell.wrt is None else f":d/d{cell.wrt}"
+    if cell.reduce is not None:
+        grad = f":{cell.reduce[0]}/{cell.reduce[1]}"
     ident = cell.impl.eager or cell.impl.id
     return zlib.crc32(f"{campaign_seed}:{ident}:{cell.dtype}{grad}".encode())
 
@@ -437,7 +508,11 @@ def fuzz(cell: Cell, *, budget: int, campaign_seed: int, deadline: float | None 
     if budget <= 0 or cell.stopped:
         return
     strategy = from_loss(
-        cell.impl.loss, dtype=cell.dtype, label_smoothing="label_smoothing" in cell.impl.params
+        cell.impl.loss,
+        dtype=cell.dtype,
+        label_smoothing="label_smoothing" in cell.impl.params,
+        # a reduction's batch repeats a few rows: each row stands for many
+        max_batch=MOTIF_ROWS if cell.reduce is not None else 16,
     )
 
     @seed(cell_seed(campaign_seed, cell))
@@ -455,8 +530,12 @@ def fuzz(cell: Cell, *, budget: int, campaign_seed: int, deadline: float | None 
         if cell.stopped or STOP["signal"] or (deadline is not None and time.monotonic() > deadline):
             return  # the campaign's time is spent, or the impl crashed: let the rest pass by
         try:
-            observations = score(cell.impl, cell.dtype, inputs, cell.tolerance, cell.wrt)
-        except oracles.DomainError:
+            if cell.reduce is not None and not rows_sound(cell.impl, cell.dtype, inputs):
+                return  # a wrong loss would spoil any reduction: that is the value cell's finding
+            observations = score(
+                cell.impl, cell.dtype, inputs, cell.tolerance, cell.wrt, reduce=cell.reduce
+            )
+        except (oracles.DomainError, oracles.OracleUndecided):
             return  # the strategies stay in the domain; this guards against edge casts
         worst = cell.add(observations)
         cell.compare(inputs, observations)
@@ -468,6 +547,22 @@ def fuzz(cell: Cell, *, budget: int, campaign_seed: int, deadline: float | None 
     explore()
 
 
+def rows_sound(impl: Impl, dtype: str, inputs: dict) -> bool:
+    """The impl computes every row's loss within the default tolerance: a reduction
+    cell searches (and shrinks) only such rows, so that its findings are the
+    reduction's own (overflow of the sum, lost digits, a wrong divisor), not a wrong
+    loss repeated a million times (that one is its value cell's finding)."""
+    observations = score(impl, dtype, inputs, DEFAULT_TOLERANCE)
+    return all(o.cls in ("exact", "ok") for o in observations)
+
+
+def reduction_tolerance(tolerance: float, batch: int) -> float:
+    """A reduction's tolerance: the value's, plus log2(batch) ULP, the error bound of
+    pairwise summation in the dtype (what NumPy and PyTorch do; a naive sum errs up to
+    batch ULP)."""
+    return tolerance + math.log2(batch)
+
+
 def run_cell(
     impl: Impl,
     dtype: str,
@@ -477,9 +572,12 @@ def run_cell(
     tolerance: float = DEFAULT_TOLERANCE,
     deadline: float | None = None,
     wrt: str | None = None,
+    reduce=None,
 ) -> Cell:
     start = time.monotonic()
-    cell = Cell(impl.loss, impl, dtype, tolerance, wrt)
+    if reduce is not None:
+        tolerance = reduction_tolerance(tolerance, reduce[1])
+    cell = Cell(impl.loss, impl, dtype, tolerance, wrt, reduce)
     if impl.eager:
         cell.twin = get_impl(impl.eager)
     run_grid(cell)
@@ -519,6 +617,7 @@ def shrink(
     tolerance: float,
     rounds: int = 3,
     wrt: str | None = None,
+    reduce=None,
 ) -> Observation:
     """Greedily simplify each input value of a single case while its class stays the same."""
     current = o
@@ -534,7 +633,7 @@ def shrink(
                     trial[pos] = candidate
                     inputs = dict(current.inputs)
                     inputs[name] = oracles.get_format(dtype).cast(trial).reshape(value.shape)
-                    found = _same_class(impl, dtype, inputs, current, tolerance, wrt)
+                    found = _same_class(impl, dtype, inputs, current, tolerance, wrt, reduce)
                     if found is not None:
                         current, flat, changed = found, trial, True
                         break
@@ -543,10 +642,14 @@ def shrink(
     return current
 
 
-def _same_class(impl, dtype, inputs, like: Observation, tolerance, wrt=None) -> Observation | None:
+def _same_class(
+    impl, dtype, inputs, like: Observation, tolerance, wrt=None, reduce=None
+) -> Observation | None:
     try:
-        observations = score(impl, dtype, inputs, tolerance, wrt, exact=True)
-    except (oracles.DomainError, ValueError, TypeError):
+        if reduce is not None and like.got is not None and not rows_sound(impl, dtype, inputs):
+            return None  # shrinking must not walk into rows the impl gets wrong alone
+        observations = score(impl, dtype, inputs, tolerance, wrt, exact=True, reduce=reduce)
+    except (oracles.DomainError, oracles.OracleUndecided, ValueError, TypeError):
         return None
     if like.index >= len(observations):
         return None
@@ -558,14 +661,14 @@ def _same_class(impl, dtype, inputs, like: Observation, tolerance, wrt=None) -> 
 
 
 def confirm(
-    impl: Impl, dtype: str, o: Observation, tolerance: float, wrt: str | None = None
+    impl: Impl, dtype: str, o: Observation, tolerance: float, wrt: str | None = None, reduce=None
 ) -> bool:
     """The impl gives the same bits on a second call (under isolation, in another
     process than the one that found it), and the exact oracle agrees again."""
     global _CONFIRMING
     _CONFIRMING = True
     try:
-        again = _same_class(impl, dtype, o.inputs, o, tolerance, wrt)
+        again = _same_class(impl, dtype, o.inputs, o, tolerance, wrt, reduce)
     finally:
         _CONFIRMING = False
     if again is None:
@@ -586,13 +689,24 @@ def finalise(cell: Cell) -> list[Observation]:
     for (_, documented), lead in cell.worst_of.items():
         if documented and (lead.cls, False) in cell.worst_of:
             continue  # the class has an unexplained finding; that one is reported
-        alone = _same_class(cell.impl, cell.dtype, lead.inputs, lead, cell.tolerance, cell.wrt)
+        how = (cell.tolerance, cell.wrt, cell.reduce)
+        alone = _same_class(cell.impl, cell.dtype, lead.inputs, lead, *how)
         if alone is None:
             continue
         if alone.cls in ("crash", "timeout"):
             small = alone  # each try would cost a process or a timeout: keep the input
         else:
-            small = shrink(cell.impl, cell.dtype, alone, cell.tolerance, wrt=cell.wrt)
-        if confirm(cell.impl, cell.dtype, small, cell.tolerance, cell.wrt):
+            # a reduction re-runs a whole batch per try: one round of simplification
+            rounds = 3 if cell.reduce is None else 1
+            small = shrink(
+                cell.impl,
+                cell.dtype,
+                alone,
+                cell.tolerance,
+                rounds=rounds,
+                wrt=cell.wrt,
+                reduce=cell.reduce,
+            )
+        if confirm(cell.impl, cell.dtype, small, *how):
             findings.append(small)
     return sorted(findings, key=_rank, reverse=True)

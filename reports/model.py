@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from harness.metrics import CLASSES, EXPLANATIONS, SEVERITY
-from harness.results import quantity_label, unhex
+from harness.results import quantity_label, reduce_of, unhex
 
 DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
 FINDING = set(CLASSES[2:])
@@ -52,8 +52,8 @@ class CellView:
     impl: str
     backend: str
     dtype: str
-    quantity: str  # "value" or "grad"
-    of: str  # "value" or "d/dlogits": what the cell measures
+    quantity: str  # "value", "grad" or "reduction"
+    of: str  # "value", "d/dlogits" or "mean of 1000": what the cell measures
     autodiff: str | None  # how a gradient was taken (torch.autograd, tf.GradientTape)
     cases: int
     max_ulp: str
@@ -70,7 +70,8 @@ class CellView:
 
 @dataclass
 class Row:
-    """One impl's values, or its gradient with respect to one input: cells by dtype."""
+    """One impl's values, its gradient with respect to one input, or one reduction over
+    one batch size: cells by dtype."""
 
     loss: str
     impl: str
@@ -119,7 +120,7 @@ class Report:
 
     @property
     def quantities(self) -> list[str]:
-        return sorted({r.quantity for r in self.rows}, key=("value", "grad").index)
+        return sorted({r.quantity for r in self.rows}, key=("value", "grad", "reduction").index)
 
 
 def _float(v) -> float:
@@ -160,11 +161,13 @@ def _finding(number: int, f: dict) -> Finding:
 def build(data: dict, title: str = "lossfuzz report") -> Report:
     by_cell = defaultdict(list)
     for number, f in enumerate(data["findings"]):
-        by_cell[(f["impl"], f["dtype"], f.get("wrt"))].append(_finding(number, f))
+        of = quantity_label(f.get("wrt"), reduce_of(f))
+        by_cell[(f["impl"], f["dtype"], of)].append(_finding(number, f))
     cells, rows = [], {}
     for c in data["cells"]:
         wrt = c.get("wrt")
-        findings = by_cell.get((c["impl"], c["dtype"], wrt), [])
+        of = quantity_label(wrt, reduce_of(c))
+        findings = by_cell.get((c["impl"], c["dtype"], of), [])
         profile = c.get("profile", {"axis": "logit", "points": []})
         view = CellView(
             anchor=f"cell-{len(cells)}",
@@ -172,8 +175,8 @@ def build(data: dict, title: str = "lossfuzz report") -> Report:
             impl=c["impl"],
             backend=c["impl"].partition(":")[0],
             dtype=c["dtype"],
-            quantity="grad" if wrt else "value",
-            of=quantity_label(wrt),
+            quantity=c.get("quantity") or ("grad" if wrt else "value"),
+            of=of,
             autodiff=c.get("autodiff"),
             cases=c["cases"],
             max_ulp=ulp_text(c["max_ulp"]),
@@ -191,7 +194,7 @@ def build(data: dict, title: str = "lossfuzz report") -> Report:
         )
         cells.append(view)
         row = rows.setdefault(
-            (c["impl"], wrt),
+            (c["impl"], of),
             Row(c["loss"], c["impl"], view.backend, view.quantity, view.of, {}),
         )
         row.cells[c["dtype"]] = view
@@ -232,7 +235,7 @@ def build(data: dict, title: str = "lossfuzz report") -> Report:
         versions=versions,
         dtypes=dtypes,
         backends=sorted({r.backend for r in rows.values()}),
-        rows=sorted(rows.values(), key=lambda r: (r.loss, r.impl, r.quantity, r.of)),
+        rows=sorted(rows.values(), key=_row_order),
         cells=cells,
         skipped=data.get("skipped", []),
         totals=dict(totals),
@@ -241,6 +244,13 @@ def build(data: dict, title: str = "lossfuzz report") -> Report:
         contracts=data.get("contracts"),
         twins=twins,
     )
+
+
+def _row_order(r: Row) -> tuple:
+    """By loss and impl; values, then gradients, then reductions by batch size."""
+    kinds = ("value", "grad", "reduction")
+    batch = int(r.of.rsplit(" ", 1)[1]) if r.quantity == "reduction" else 0
+    return (r.loss, r.impl, kinds.index(r.quantity), batch, r.of)
 
 
 def is_finding(cls: str) -> bool:

@@ -117,7 +117,7 @@ def test_every_impl_gradient_is_wired_right_at_benign_inputs(impl_id, wrt, dtype
 
 def test_gradient_cells_cover_every_impl_with_autodiff_and_skip_what_has_none():
     sel = campaign.select(quantities=("grad",))
-    covered = {(i.id, w) for i, _, w in sel.cells}
+    covered = {(i.id, w) for i, _, w, _ in sel.cells}
     for impl in load_all().values():
         if impl.backend in ("torch", "tf", "keras", "naive") and impl.loss not in (
             "softmax",

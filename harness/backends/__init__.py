@@ -53,6 +53,9 @@ class Backend:
     from_native: Callable[[object], np.ndarray]
     literal: Callable[[np.ndarray], str]  # code that rebuilds an array exactly
     show: str  # expression giving element {i} of {v} (flattened) as a Python float
+    # statement repeating the rows of {v} {reps} times and keeping the first {n}; {ones}
+    # is ", 1" for each further axis
+    tile: str = "{v} = np.tile({v}, ({reps}{ones}))[:{n}]"
 
     @cache  # noqa: B019  (backends are a few module-level singletons)
     def namespace(self) -> dict:
@@ -134,6 +137,7 @@ TORCH = Backend(
     convert.from_torch,
     _torch_literal,
     "{v}.double().reshape(-1)[{i}].item()",
+    "{v} = {v}.repeat({reps}{ones})[:{n}]",
 )
 TF = Backend(
     "tf",
@@ -143,6 +147,7 @@ TF = Backend(
     convert.from_tf,
     _tf_literal,
     "float(tf.reshape(tf.cast({v}, tf.float64), [-1])[{i}])",
+    "{v} = tf.tile({v}, [{reps}{ones}])[:{n}]",
 )
 KERAS = Backend(
     "keras",
@@ -153,6 +158,7 @@ KERAS = Backend(
     convert.from_tf,
     _tf_literal,
     "float(tf.reshape(tf.cast({v}, tf.float64), [-1])[{i}])",
+    "{v} = tf.tile({v}, [{reps}{ones}])[:{n}]",
 )
 BACKENDS = {b.name: b for b in (NUMPY, TORCH, TF, KERAS)}
 

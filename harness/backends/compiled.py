@@ -33,6 +33,7 @@ def register_twins() -> None:
                 params=impl.params,
                 deviations=impl.deviations,
                 grad_wrt=impl.grad_wrt,
+                reduced=impl.reduced,
                 mode=mode.name,
                 eager=impl.id,
             )

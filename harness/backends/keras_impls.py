@@ -31,7 +31,29 @@ EPSILON_CLIP_GRAD = Deviation(
     ),
     quantity="grad",
 )
+FLOATX = Deviation(
+    "a Keras loss object computes in its dtype, keras.config.floatx() (float32) unless "
+    "given one, so float64 inputs are rounded to float32 first",
+    "https://keras.io/api/losses/ (Loss: dtype defaults to keras.backend.floatx())",
+    lambda inputs, got, exact: (
+        any(getattr(v, "dtype", None) == "float64" for v in inputs.values())
+        and math.isfinite(got)
+        and abs(got - exact) <= 2.0**-21 * abs(exact) + 2.0**-126
+    ),
+    quantity="reduction",
+)
 LOSSES = "keras.losses."
+
+
+def classes(cls: str, args: str, call_args: str, **options: str) -> dict:
+    """The batch reduced by a Keras loss object (how a model's loss is computed):
+    reduction 'sum_over_batch_size' (Keras' default, the mean) and 'sum'."""
+    kw = "".join(f"{k}={v}, " for k, v in options.items())
+    return {
+        r: f"{LOSSES}{cls}({args}{kw}reduction={name!r})({call_args})"
+        for r, name in (("mean", "sum_over_batch_size"), ("sum", "sum"))
+    }
+
 
 implementation(
     "keras:binary_crossentropy_from_logits",
@@ -39,6 +61,13 @@ implementation(
     call=LOSSES + "binary_crossentropy(labels[..., None], logits[..., None], from_logits=True,"
     " label_smoothing=label_smoothing)",
     params=("label_smoothing",),
+    deviations=(FLOATX,),
+    reduced=classes(
+        "BinaryCrossentropy",
+        "from_logits=True, ",
+        "labels[..., None], logits[..., None]",
+        label_smoothing="label_smoothing",
+    ),
 )
 implementation(
     "keras:binary_crossentropy",
@@ -46,7 +75,13 @@ implementation(
     call=LOSSES + "binary_crossentropy(labels[..., None], probs[..., None],"
     " label_smoothing=label_smoothing)",
     params=("label_smoothing",),
-    deviations=(EPSILON_CLIP, EPSILON_CLIP_GRAD),
+    deviations=(EPSILON_CLIP, EPSILON_CLIP_GRAD, FLOATX),
+    reduced=classes(
+        "BinaryCrossentropy",
+        "",
+        "labels[..., None], probs[..., None]",
+        label_smoothing="label_smoothing",
+    ),
 )
 implementation(
     "keras:categorical_crossentropy_from_logits",
@@ -54,23 +89,35 @@ implementation(
     call=LOSSES + "categorical_crossentropy(labels, logits, from_logits=True,"
     " label_smoothing=label_smoothing)",
     params=("label_smoothing",),
-    deviations=(LABELS_SUM_TO_ONE,),  # it calls tf.nn.softmax_cross_entropy_with_logits
+    deviations=(LABELS_SUM_TO_ONE, FLOATX),  # it calls tf.nn.softmax_cross_entropy_with_logits
+    reduced=classes(
+        "CategoricalCrossentropy",
+        "from_logits=True, ",
+        "labels, logits",
+        label_smoothing="label_smoothing",
+    ),
 )
 implementation(
     "keras:categorical_crossentropy",
     loss="categorical_crossentropy_renormalized",
     call=LOSSES + "categorical_crossentropy(labels, probs, label_smoothing=label_smoothing)",
     params=("label_smoothing",),
-    deviations=(EPSILON_CLIP, EPSILON_CLIP_GRAD),
+    deviations=(EPSILON_CLIP, EPSILON_CLIP_GRAD, FLOATX),
+    reduced=classes(
+        "CategoricalCrossentropy", "", "labels, probs", label_smoothing="label_smoothing"
+    ),
 )
 implementation(
     "keras:sparse_categorical_crossentropy_from_logits",
     loss="sparse_softmax_cross_entropy_with_logits",
     call=LOSSES + "sparse_categorical_crossentropy(labels, logits, from_logits=True)",
+    deviations=(FLOATX,),
+    reduced=classes("SparseCategoricalCrossentropy", "from_logits=True, ", "labels, logits"),
 )
 implementation(
     "keras:sparse_categorical_crossentropy",
     loss="sparse_categorical_crossentropy_renormalized",
     call=LOSSES + "sparse_categorical_crossentropy(labels, probs)",
-    deviations=(EPSILON_CLIP, EPSILON_CLIP_GRAD),
+    deviations=(EPSILON_CLIP, EPSILON_CLIP_GRAD, FLOATX),
+    reduced=classes("SparseCategoricalCrossentropy", "", "labels, probs"),
 )

@@ -164,6 +164,7 @@ TORCH_CUDA_BACKEND = Backend(
     _cuda_from,
     lambda a: _torch_literal(a) + '.to("cuda")',
     TORCH.show,
+    TORCH.tile,
 )
 TORCH_CUDA = Mode(
     "torch-cuda",
@@ -199,6 +200,7 @@ TF_GPU_BACKEND = Backend(
     TF.from_native,
     TF.literal,  # placed by the tf.device block around the call
     TF.show,
+    TF.tile,
 )
 _ON_GPU = "with tf.device('/GPU:0'):\n"
 TF_GPU = Mode(

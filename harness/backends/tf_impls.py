@@ -15,23 +15,30 @@ LABELS_SUM_TO_ONE = Deviation(
     quantity="d/dlogits",
 )
 
-implementation(
+
+def reducible(impl_id: str, *, call: str, **kwargs):
+    """A loss impl, with its batch reduced by tf.reduce_mean and tf.reduce_sum."""
+    reduced = {"mean": f"tf.reduce_mean({call})", "sum": f"tf.reduce_sum({call})"}
+    return implementation(impl_id, call=call, reduced=reduced, **kwargs)
+
+
+reducible(
     "tf:sigmoid_cross_entropy_with_logits",
     loss="sigmoid_cross_entropy_with_logits",
     call="tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)",
 )
-implementation(
+reducible(
     "tf:weighted_cross_entropy_with_logits",
     loss="weighted_sigmoid_cross_entropy_with_logits",
     call="tf.nn.weighted_cross_entropy_with_logits(labels=labels, logits=logits, pos_weight=pos_weight)",  # noqa: E501
 )
-implementation(
+reducible(
     "tf:softmax_cross_entropy_with_logits",
     loss="softmax_cross_entropy_with_logits",
     call="tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits, axis=axis)",
     deviations=(LABELS_SUM_TO_ONE,),
 )
-implementation(
+reducible(
     "tf:sparse_softmax_cross_entropy_with_logits",
     loss="sparse_softmax_cross_entropy_with_logits",
     call="tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)",

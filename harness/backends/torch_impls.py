@@ -32,35 +32,46 @@ BACKWARD_CLAMP = Deviation(
     quantity="grad",
 )
 
-implementation(
+
+def reductions(call: str) -> dict:
+    """The call with reduction='mean' and 'sum' in place of 'none'."""
+    return {r: call.replace("reduction='none'", f"reduction='{r}'") for r in ("mean", "sum")}
+
+
+def reducible(impl_id: str, *, call: str, **kwargs):
+    """A loss impl, with its reduced calls."""
+    return implementation(impl_id, call=call, reduced=reductions(call), **kwargs)
+
+
+reducible(
     "torch:binary_cross_entropy_with_logits",
     loss="sigmoid_cross_entropy_with_logits",
     call="F.binary_cross_entropy_with_logits(logits, labels, reduction='none')",
 )
-implementation(
+reducible(
     "torch:binary_cross_entropy_with_logits_pos_weight",
     loss="weighted_sigmoid_cross_entropy_with_logits",
     call="F.binary_cross_entropy_with_logits(logits, labels, pos_weight=pos_weight, reduction='none')",  # noqa: E501
 )
-implementation(
+reducible(
     "torch:binary_cross_entropy",
     loss="binary_crossentropy",
     call="F.binary_cross_entropy(probs, labels, reduction='none')",
     deviations=(LOG_CLAMP, BACKWARD_CLAMP),
 )
-implementation(
+reducible(
     "torch:cross_entropy",
     loss="sparse_softmax_cross_entropy_with_logits",
     call="F.cross_entropy(logits, labels, reduction='none', label_smoothing=label_smoothing)",
     params=("label_smoothing",),
 )
-implementation(
+reducible(
     "torch:cross_entropy_probs",
     loss="softmax_cross_entropy_with_logits",
     call="F.cross_entropy(logits, labels, reduction='none', label_smoothing=label_smoothing)",
     params=("label_smoothing",),
 )
-implementation(
+reducible(
     "torch:nll_loss_log_softmax",
     loss="sparse_softmax_cross_entropy_with_logits",
     call="F.nll_loss(F.log_softmax(logits, dim=-1), labels, reduction='none')",
