@@ -166,7 +166,7 @@ def test_gpu_twins_are_skipped_with_one_line_without_a_gpu():
         reason = skipped_reason(get_impl(impl_id))
         assert (reason is None) == present
         if not present:
-            assert "\n" not in reason and "GPU" in reason or "CUDA" in reason
+            assert "\n" not in reason and ("GPU" in reason or "CUDA" in reason)
     if not has_cuda:
         run = lossfuzz("run", "--impl", "torch-cuda:softplus", "--out", "/dev/null/x.json")
         assert run.returncode == 2

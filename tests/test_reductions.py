@@ -62,3 +62,50 @@ def test_special_batches():
     assert rows[1] == np.float32(0.5 + math.log1p(math.exp(-1.0)))
     with pytest.raises(ValueError, match="reduction must be"):
         reduce(SIGMOID_CE, "max", "float32", logits=[1.0], labels=[0.0])
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_weighted_rows_equal_the_tiled_batch_and_an_independent_sum(reduction, fast_path):
+    from oracles import fast
+    from oracles.reductions import tile_counts
+
+    x = np.array([20.0, -3.0, 0.5], dtype=np.float16)
+    z = np.array([0.0, 1.0, 0.25], dtype=np.float16)
+    counts = tile_counts(3, 1000)
+    assert counts == [334, 333, 333]
+    with mpmath.workprec(5000):
+        want = sum(
+            c * naive(SIGMOID_CE, logits=float(a), labels=float(b)) for a, b, c in zip(x, z, counts)
+        )
+        if reduction == "mean":
+            want = want / 1000
+    saved = fast.covers
+    if not fast_path:
+        fast.covers = lambda *a: False
+    try:
+        _, weighted = reduce(SIGMOID_CE, reduction, "float16", counts=counts, logits=x, labels=z)
+        _, tiled = reduce(
+            SIGMOID_CE, reduction, "float16", logits=np.resize(x, 1000), labels=np.resize(z, 1000)
+        )
+    finally:
+        fast.covers = saved
+    assert weighted == tiled == round_brute(want, "float16")
+
+
+def test_losses_of_astronomically_different_sizes_sum_without_a_giant_integer():
+    # softplus(-1e30) = exp(-1e30): summed exactly it would need an integer of 1e30 bits
+    # (gmp aborts the process); it is far below any bit that can matter
+    x = np.array([-1e30, 1.0], dtype=np.float32)
+    z = np.zeros(2, dtype=np.float32)
+    _, got = reduce(SIGMOID_CE, "sum", "float32", counts=[10**6, 1], logits=x, labels=z)
+    assert got == float(np.float32(math.log1p(math.exp(1.0))))
+    _, tiny = reduce(
+        SIGMOID_CE,
+        "mean",
+        "float64",
+        counts=[5],
+        logits=x[:1].astype(np.float64),
+        labels=z[:1].astype(np.float64),
+    )
+    assert tiny == 0.0  # exp(-1e30) rounds to 0 in every format
