@@ -41,6 +41,7 @@ BACKEND_MODULES = (
     "harness.backends.tf_impls",
     "harness.backends.keras_impls",
     "harness.backends.scipy_impls",
+    "harness.backends.jax_impls",
     "harness.backends.compiled",  # after the eager backends: it registers their twins
 )
 ENTRY_POINT_GROUP = "lossfuzz.impls"

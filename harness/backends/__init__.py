@@ -160,7 +160,35 @@ KERAS = Backend(
     "float(tf.reshape(tf.cast({v}, tf.float64), [-1])[{i}])",
     "{v} = tf.tile({v}, [{reps}{ones}])[:{n}]",
 )
-BACKENDS = {b.name: b for b in (NUMPY, TORCH, TF, KERAS)}
+
+
+def _jax_literal(arr: np.ndarray) -> str:
+    if arr.dtype.kind in "iub":
+        return f"jnp.array({_values(arr)}, dtype=jnp.int64)"
+    return (
+        f"jnp.array({_values(arr)}, dtype=jnp.float64)"
+        f".astype(jnp.{_float_name(arr)}).reshape({_shape(arr)})"
+    )
+
+
+JAX = Backend(
+    "jax",
+    ("jax", "optax"),
+    # without x64, JAX turns float64 inputs into float32 without a word
+    'import jax\njax.config.update("jax_enable_x64", True)\nimport jax.numpy as jnp\nimport optax',
+    convert.to_jax,
+    convert.from_jax,
+    _jax_literal,
+    "float(jnp.ravel({v}).astype(jnp.float64)[{i}])",
+    "{v} = jnp.tile({v}, ({reps}{ones}))[:{n}]",
+)
+BACKENDS = {b.name: b for b in (NUMPY, TORCH, TF, KERAS, JAX)}
+
+
+def static_args(params: str) -> str:
+    """``, static_argnames=(...)`` for jax.jit: the parameters that are not arrays."""
+    static = tuple(p for p in params.split(", ") if p in ("axis", "label_smoothing"))
+    return f", static_argnames={static!r}" if static else ""
 
 
 # ------------------------------------------------------------------ gradients
@@ -197,7 +225,7 @@ class Autodiff:
 
     def setup(self, call: str, wrt: str, params: str = "") -> str:
         """What runs once per process: the compiled function's definition, if any."""
-        return self.define.format(call=call, wrt=wrt, params=params)
+        return self.define.format(call=call, wrt=wrt, params=params, static=static_args(params))
 
     def step(self, call: str, wrt: str, params: str = "") -> str:
         """What runs for each case; leaves the gradient in ``grad``."""

@@ -48,3 +48,16 @@ def from_tf(t) -> np.ndarray:
     if t.dtype == tf.bfloat16:
         return tf.cast(t, tf.float32).numpy().astype(ml_dtypes.bfloat16)
     return np.asarray(t.numpy())
+
+
+def to_jax(arr: np.ndarray):
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # else float64 silently becomes float32
+    import jax.numpy as jnp
+
+    return jnp.asarray(np.asarray(arr))  # bfloat16 is ml_dtypes' type in JAX too
+
+
+def from_jax(x) -> np.ndarray:
+    return np.asarray(x)

@@ -22,7 +22,17 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
-from harness.backends import KERAS, TF, TORCH, Autodiff, Backend, _tf_gradient_body, _torch_literal
+from harness.backends import (
+    JAX,
+    KERAS,
+    TF,
+    TORCH,
+    Autodiff,
+    Backend,
+    _tf_gradient_body,
+    _torch_literal,
+    static_args,
+)
 
 # torch.compile falls back to eager without a word when a function recompiles too
 # often; a compiled twin must never be eager in disguise, so that is an error here
@@ -53,14 +63,15 @@ class Mode:
 
     def value_code(self, call: str, params: str) -> tuple[str, str]:
         """(definition run once, or "", lines run per case): the latter set ``got``."""
+        static = static_args(params)
         return (
-            self.define.format(call=call, params=params),
+            self.define.format(call=call, params=params, static=static),
             self.invoke.format(call=call, params=params),
         )
 
     def autodiff(self) -> Autodiff:
         r = self.runner
-        how = "torch.autograd" if self.base == "torch" else "tf.GradientTape"
+        how = {"torch": "torch.autograd", "jax": "jax.vjp"}.get(self.base, "tf.GradientTape")
         return Autodiff(
             f"{how} through {self.what}",
             r.imports + "\n" + self.imports if self.imports else r.imports,
@@ -218,7 +229,24 @@ TF_GPU = Mode(
     invoke=_ON_GPU + "    got = {call}",
     compiles=False,
 )
-MODES = {m.name: m for m in (TF_XLA, KERAS_XLA, TORCH_COMPILE, TORCH_CUDA, TF_GPU)}
+# JAX's impls are jitted: jit is how JAX code runs in practice (XLA compiles per shape)
+JAX_JIT = Mode(
+    "jax-jit",
+    "jax",
+    "jax.jit",
+    JAX,
+    "",
+    _FN + "loss_fn = jax.jit(loss_fn{static})",
+    "def grad_fn({params}):\n"
+    "    out, pullback = jax.vjp(lambda {wrt}: {call}, {wrt})\n"
+    "    return out, pullback(jnp.ones_like(out))[0]\n"
+    "grad_fn = jax.jit(grad_fn{static})",
+    "",
+    "out, grad = grad_fn({params})",
+    pad=True,
+    quiet="",
+)
+MODES = {m.name: m for m in (TF_XLA, KERAS_XLA, TORCH_COMPILE, TORCH_CUDA, TF_GPU, JAX_JIT)}
 
 
 def pad_rows(inputs: dict) -> tuple[dict, int]:
