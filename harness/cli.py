@@ -432,7 +432,7 @@ def cmd_gate(args) -> int:
 def cmd_repro(args) -> int:
     from harness import campaign, results
     from harness.registry import get_impl, user_impl
-    from harness.runner import score
+    from harness.runner import reduction_tolerance, score
 
     data = results.load(args.results)
     findings = data["findings"]
@@ -454,8 +454,9 @@ def cmd_repro(args) -> int:
             else get_impl(impl_id)
         )
         inputs = results.decode_inputs(f["inputs"], f["dtype"])
-        wrt = f.get("wrt")
-        observations = score(impl, f["dtype"], inputs, tolerance=4.0, wrt=wrt)
+        wrt, reduce = f.get("wrt"), results.reduce_of(f)
+        tolerance = 4.0 if reduce is None else reduction_tolerance(4.0, reduce[1])
+        observations = score(impl, f["dtype"], inputs, tolerance, wrt, reduce=reduce)
         o = observations[f["index"]] if f["index"] < len(observations) else observations[0]
         same = o.cls == f["class"] and (
             o.error is not None
@@ -464,7 +465,7 @@ def cmd_repro(args) -> int:
         )
         changed += not same
         verdict = "reproduces" if same else f"changed: now {o.cls}"
-        print(f"[{i}] {verdict}: {campaign.message(impl, f['dtype'], o, wrt)}")
+        print(f"[{i}] {verdict}: {campaign.message(impl, f['dtype'], o, wrt, reduce)}")
     print(f"{len(chosen) - changed} of {len(chosen)} findings reproduce")
     return EXIT_OK if not changed else EXIT_FINDINGS
 

@@ -247,10 +247,12 @@ def build(data: dict, title: str = "lossfuzz report") -> Report:
 
 
 def _row_order(r: Row) -> tuple:
-    """By loss and impl; values, then gradients, then reductions by batch size."""
+    """By loss and impl; values, then gradients, then each reduction by batch size."""
     kinds = ("value", "grad", "reduction")
-    batch = int(r.of.rsplit(" ", 1)[1]) if r.quantity == "reduction" else 0
-    return (r.loss, r.impl, kinds.index(r.quantity), batch, r.of)
+    if r.quantity == "reduction":
+        reduction, _, batch = r.of.split(" ")
+        return (r.loss, r.impl, 2, reduction, int(batch))
+    return (r.loss, r.impl, kinds.index(r.quantity), r.of, 0)
 
 
 def is_finding(cls: str) -> bool:

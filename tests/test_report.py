@@ -170,15 +170,23 @@ def test_filters_hide_other_frameworks_dtypes_and_classes(browser, results, tmp_
     Select(b.find_element(By.ID, "f-backend")).select_by_visible_text("torch")
     rows = visible("#matrix tbody tr")
     assert rows and all(r.get_attribute("data-backend") == "torch" for r in rows)
-    # torch:binary_cross_entropy: its values and its gradient with respect to the probabilities
-    assert "2 of 10 rows shown" in b.find_element(By.ID, "shown").text
+    # torch:binary_cross_entropy: its values, its gradient with respect to the
+    # probabilities, and its mean and sum over two batch sizes
+    assert "6 of 22 rows shown" in b.find_element(By.ID, "shown").text
+    Select(b.find_element(By.ID, "f-quantity")).select_by_visible_text("reductions")
+    assert [r.get_attribute("data-of") for r in visible("#matrix tbody tr")] == [
+        "mean of 1000",
+        "mean of 1000000",
+        "sum of 1000",
+        "sum of 1000000",
+    ]
     Select(b.find_element(By.ID, "f-quantity")).select_by_visible_text("gradients")
     rows = visible("#matrix tbody tr")
     assert [r.get_attribute("data-of") for r in rows] == ["d/dprobs"]
     assert all(d.get_attribute("data-quantity") == "grad" for d in visible("details.cell-detail"))
     Select(b.find_element(By.ID, "f-quantity")).select_by_visible_text("values")
     assert [r.get_attribute("data-of") for r in visible("#matrix tbody tr")] == ["value"]
-    Select(b.find_element(By.ID, "f-quantity")).select_by_visible_text("values and gradients")
+    Select(b.find_element(By.ID, "f-quantity")).select_by_visible_text("all")
     Select(b.find_element(By.ID, "f-backend")).select_by_visible_text("all")
     Select(b.find_element(By.ID, "f-dtype")).select_by_visible_text("float16")
     assert {e.get_attribute("data-dtype") for e in visible("#matrix td.cell")} == {"float16"}

@@ -37,12 +37,15 @@
     const value = (tr) => {
       if (key === "loss" || key === "impl" || key === "of") return tr.dataset[key];
       const td = $$("td.cell", tr).find((c) => c.dataset.dtype === key);
-      return td ? parseFloat(td.dataset.ulp) : -1;
+      if (!td) return -1;
+      const u = td.dataset.ulp;  // Python writes infinity as "inf", which parseFloat cannot read
+      return u === "inf" ? Infinity : u === "nan" ? Infinity : parseFloat(u);
     };
     const rows = $$("tr", body);
     rows.sort((a, b) => {
       const va = value(a), vb = value(b);
-      const order = typeof va === "string" ? va.localeCompare(vb) : va - vb;
+      // not va - vb: inf - inf is NaN, which breaks the sort
+      const order = typeof va === "string" ? va.localeCompare(vb) : (va > vb) - (va < vb);
       return desc ? -order : order;
     });
     rows.forEach((tr) => body.appendChild(tr));
