@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import sys
 import time
@@ -24,6 +25,10 @@ DEFAULT_BUDGET = 100  # fuzzed batches per cell after the edge grid: all 181 cel
 QUANTITIES = ("value", "grad", "reduction")
 REDUCTIONS = ("mean", "sum")
 DEFAULT_BATCHES = (1000, 1_000_000)  # a reduction cell repeats its rows to this many
+# torch.compile compiles anew for every dtype, input signature, backward and reduction
+# (3-15 s a cell, and again in the confirming worker): the default campaign runs its
+# value cells; these run when torch-compile impls are named (--impl 'torch-compile:*')
+OPT_IN = {("torch-compile", "grad"), ("torch-compile", "reduction")}
 REDUCTION_BUDGET = 10  # fuzzed batches per reduction cell: each may be a million rows
 
 
@@ -62,6 +67,11 @@ def select(
     for name in impls:
         if name in registry:
             chosen.append(registry[name])
+        elif any(ch in name for ch in "*?["):  # a pattern: every impl id it matches
+            matched = [i for i in registry.values() if fnmatch.fnmatchcase(i.id, name)]
+            if not matched:
+                raise UsageError(f"--impl {name!r} matches no impl (lossfuzz losses lists them)")
+            chosen += [i for i in matched if i not in chosen]
         elif ":" in name and name.partition(":")[0] not in {i.backend for i in registry.values()}:
             if len(losses) != 1:
                 raise UsageError(
@@ -72,6 +82,7 @@ def select(
             chosen.append(get_impl(name))  # raises UnknownName with suggestions
     if not impls:
         chosen = list(registry.values())
+    opt_in = not impls  # costly cells run when their impls are named (OPT_IN)
     if losses:
         chosen = [i for i in chosen if any(_covers(i, loss) for loss in losses)]
     sel = Selection([])
@@ -83,7 +94,7 @@ def select(
         wanted = [d for d in impl.dtypes if not dtypes or d in dtypes]
         if "value" in quantities:
             sel.cells += [(impl, d, None, None) for d in wanted]
-        if "reduction" in quantities:
+        if "reduction" in quantities and not (opt_in and (impl.mode, "reduction") in OPT_IN):
             sel.cells += [
                 (impl, d, None, (r, b))
                 for r in REDUCTIONS
@@ -91,7 +102,7 @@ def select(
                 for b in batches
                 for d in wanted
             ]
-        if "grad" not in quantities:
+        if "grad" not in quantities or (opt_in and (impl.mode, "grad") in OPT_IN):
             continue
         for wrt in impl.gradients:
             reason = skipped_reason(impl, wrt)

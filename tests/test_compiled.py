@@ -4,12 +4,10 @@ really running, eager-versus-compiled disagreements and their reproducers."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from cli import lossfuzz
+from cli import lossfuzz, run_reproducer
 from independent import same
 
 from harness import campaign
@@ -17,16 +15,6 @@ from harness.backends import modes
 from harness.registry import get_impl, load_all, skipped_reason
 from harness.reproducer import twin_reproducer
 from harness.runner import score
-
-ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}
-
-
-def _run(code: str, tmp_path) -> str:
-    script = tmp_path / "repro.py"
-    script.write_text(code)
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=ENV)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
 
 
 def test_every_eager_framework_call_has_its_compiled_twins():
@@ -83,7 +71,7 @@ def test_a_compiled_twin_runs_compiled_code_and_its_reproducer_shows_both(
     b = score(eager, dtype, fmt_inputs, 1.0, exact=True)[0]
     assert same(a.got, compiled_value) and same(b.got, eager_value)
     code = twin_reproducer(twin, eager, dtype, a.inputs, "x", float(a.reference))
-    out = _run(code, tmp_path)
+    out = run_reproducer(code, tmp_path)
     printed = {line.split(":")[0]: float(line.split()[-1]) for line in out.splitlines()[:2]}
     assert same(printed["eager"], eager_value) and same(printed["compiled"], compiled_value)
 

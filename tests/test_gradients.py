@@ -9,11 +9,10 @@ gradient failures it exists to find, at inputs where they are known.
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from cli import run_reproducer
 from independent import same
 from test_impls import benign_inputs
 
@@ -222,16 +221,8 @@ def test_gradient_reproducer_prints_what_the_harness_measured(impl_id, inputs, t
     o = observations[-1]
     code = reproducer(impl, "float16", o.inputs, "x", float(o.reference), o.index, wrt)
     assert f"d/d{wrt}" in code.splitlines()[0]
-    script = tmp_path / "repro.py"
-    script.write_text(code)
-    out = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
-    )
-    assert out.returncode == 0, out.stderr
-    got = float(out.stdout.split("got:")[1].split()[0])
+    stdout = run_reproducer(code, tmp_path)
+    got = float(stdout.split("got:")[1].split()[0])
     assert same(got, o.got), (got, o.got)
 
 

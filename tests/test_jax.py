@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from cli import run_reproducer
 
 from harness import registry
 from harness.registry import get_impl, load_all, skipped_reason
@@ -66,11 +64,8 @@ def test_a_jax_reproducer_prints_what_the_harness_measured(tmp_path):
     impl = get_impl("jax:sigmoid_binary_cross_entropy")
     inputs = {"logits": np.array([-100.0], np.float32), "labels": np.array([0.0], np.float32)}
     (o,) = score(impl, "float32", inputs, 4.0, exact=True)
-    script = tmp_path / "repro.py"
-    script.write_text(reproducer(impl, "float32", o.inputs, "3.7e-44", float(o.reference)))
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert float(out.stdout.split("got:")[1].split()[0]) == o.got == 0.0
+    code = reproducer(impl, "float32", o.inputs, "3.7e-44", float(o.reference))
+    assert float(run_reproducer(code, tmp_path).split("got:")[1].split()[0]) == o.got == 0.0
 
 
 def test_without_jax_the_backend_is_skipped_with_one_line(monkeypatch):
