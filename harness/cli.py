@@ -518,7 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--impl",
         action="append",
-        help="an impl id, a pattern ('torch-compile:*'), or module:function for your own loss (repeatable)",
+        help="an impl id, a pattern ('torch-compile:*'), or module:function for your own "
+        "loss (repeatable)",
     )
     s.add_argument("--dtype", action="append", help="float16, bfloat16, float32, float64")
     s.add_argument(
