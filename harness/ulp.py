@@ -11,9 +11,26 @@ import math
 
 import mpmath
 import numpy as np
-from mpmath.libmp import fzero, mpf_abs, mpf_sub, to_float
+from mpmath.libmp import fzero, mpf_abs, mpf_sub, round_nearest, to_float
 
 from oracles.formats import Format, exact_raw
+
+
+EXACT_GAP = 4096  # bits: closer operands are subtracted exactly
+
+
+def _difference(y: float, r: mpmath.mpf):
+    """|y - r|: exact when the two are within 2**EXACT_GAP of each other in magnitude,
+    else to 256 bits (an exact difference of 1 and exp(-1e30) would need an integer of
+    1e30 bits, and GMP aborts the process); either way exact to far below the final
+    rounding to a Python float."""
+    a, b = exact_raw(y), r._mpf_
+    if a == fzero or b == fzero:
+        return mpf_abs(mpf_sub(a, b))
+    gap = abs((a[2] + a[3]) - (b[2] + b[3]))
+    if gap <= EXACT_GAP:
+        return mpf_abs(mpf_sub(a, b))
+    return mpf_abs(mpf_sub(a, b, 256, round_nearest))
 
 
 def ulp_exponent(r: mpmath.mpf, fmt: Format) -> int:
@@ -40,7 +57,7 @@ def ulp_error(y: float, r: mpmath.mpf, fmt: Format) -> float:
         if not mpmath.isnan(r) and mpmath.isinf(r) and y == float(r):
             return 0.0
         return math.inf
-    diff = mpf_abs(mpf_sub(exact_raw(y), r._mpf_))  # exact
+    diff = _difference(y, r)
     if diff == fzero:
         return 0.0
     k = ulp_exponent(r, fmt)
@@ -54,7 +71,7 @@ def abs_error(y: float, r: mpmath.mpf) -> float:
         return 0.0 if math.isnan(y) and mpmath.isnan(r) else math.inf
     if mpmath.isinf(r) or math.isinf(y):
         return 0.0 if y == float(r) else math.inf
-    return to_float(mpf_abs(mpf_sub(exact_raw(y), r._mpf_)))
+    return to_float(_difference(y, r))
 
 
 def ordinals(values, fmt: Format) -> np.ndarray:

@@ -170,3 +170,18 @@ def test_a_zero_within_tolerance_of_a_subnormal_reference_is_ok_not_underflow():
     # log_sigmoid(103) = -1.85e-45 in float32: 0 is 1.32 ULPs away
     s = score("log_sigmoid", "float32", 0.0, logits=103.0)
     assert s.cls == "ok" and 1 < s.ulp < 2
+
+
+def test_errors_against_astronomically_small_exact_values_need_no_giant_integer():
+    # exp(-1e30): an exact 1 - exp(-1e30) would need an integer of 1e30 bits (GMP aborts)
+    import mpmath
+
+    from harness.ulp import abs_error, ulp_error
+    from oracles.formats import FORMATS
+
+    tiny = mpmath.exp(mpmath.mpf(-(10**30)))
+    assert abs_error(1.0, tiny) == 1.0
+    assert ulp_error(1.0, tiny, FORMATS["float32"]) == 2.0**149
+    assert ulp_error(0.0, tiny, FORMATS["float32"]) == 0.0  # far below the smallest subnormal
+    huge = mpmath.exp(mpmath.mpf(10**30))
+    assert abs_error(3.0e38, huge) == math.inf
