@@ -15,7 +15,6 @@ from mpmath.libmp import fzero, mpf_abs, mpf_sub, round_nearest, to_float
 
 from oracles.formats import Format, exact_raw
 
-
 EXACT_GAP = 4096  # bits: closer operands are subtracted exactly
 
 
