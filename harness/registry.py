@@ -159,19 +159,29 @@ class Impl:
     def reduce(self, inputs: dict, dtype: str, reduction: str, batch: int) -> np.ndarray:
         """The impl's ``reduction`` of the losses of ``inputs``'s rows repeated, in order,
         to ``batch`` rows; the repeating runs in the framework (see ``tile_code``)."""
-        call = self.reduced[reduction]
-        b = self.runner
-        ns = dict(_namespace(self, call))
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for name, value in inputs.items():
-                ns[name] = b.to_native(value) if isinstance(value, np.ndarray) else value
+            return self._run(self.reduced[reduction], inputs, batch)
+
+    def _run(self, call: str, inputs: dict, batch: int | None = None) -> np.ndarray:
+        """``call`` on the backend with the inputs as its tensors (rows tiled to ``batch``
+        first, if given), eagerly or through the impl's mode; the answer as NumPy."""
+        b = self.runner
+        ns = dict(_namespace(self, call))
+        n = None
+        if batch is None and self.compiled is not None and self.compiled.pad:
+            inputs, n = pad_rows(inputs)
+        for name, value in inputs.items():
+            ns[name] = b.to_native(value) if isinstance(value, np.ndarray) else value
+        if batch is not None:
             exec(_compiled_exec(tile_code(b, self.arguments(inputs), batch)), ns)
-            if self.compiled is None:
-                return b.from_native(eval(_compiled(call), ns))
+        if self.compiled is None:
+            got = b.from_native(eval(_compiled(call), ns))
+        else:
             _, invoke = self.compiled.value_code(call, self.signature)
             exec(_compiled_exec(invoke), ns)
-            return b.from_native(ns["got"])
+            got = b.from_native(ns["got"])
+        return got[:n] if n else got
 
     def arguments(self, inputs: dict) -> dict:
         """The inputs the impl uses: those its function's signature names (all, with
@@ -184,27 +194,13 @@ class Impl:
 
     def __call__(self, inputs: dict, dtype: str) -> np.ndarray:
         """The impl's answer for cast ``inputs``, as a NumPy array."""
-        b = self.runner
         # a framework's warnings (Keras on a single class, NumPy on overflow) are not
         # findings and would bury the campaign's output; the answer is what is scored
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if self.function is not None:
                 return np.asarray(self.function(**self.arguments(inputs)))
-            ns = dict(_namespace(self, self.call))
-            if self.compiled is None:
-                for name, value in inputs.items():
-                    ns[name] = b.to_native(value) if isinstance(value, np.ndarray) else value
-                return b.from_native(eval(_compiled(self.call), ns))
-            n = None
-            if self.compiled.pad:
-                inputs, n = pad_rows(inputs)
-            for name, value in inputs.items():
-                ns[name] = b.to_native(value) if isinstance(value, np.ndarray) else value
-            _, invoke = self.compiled.value_code(self.call, self.signature)
-            exec(_compiled_exec(invoke), ns)
-            got = b.from_native(ns["got"])
-            return got[:n] if n else got
+            return self._run(self.call, inputs)
 
 
 def _parameters(fn: Callable) -> frozenset | None:

@@ -362,7 +362,7 @@ class Cell:
                 continue
             self.disagree += 1
             s = classify(t, o.exact, o.reference, fmt, tolerance=self.tolerance, is_loss=is_loss)
-            d = Disagreement(o, t, s)
+            d = Disagreement(o, s)
             held = self.disagreements.get(d.kind)
             if held is None or d.rank > held.rank:
                 self.disagreements[d.kind] = d
@@ -418,7 +418,6 @@ class Disagreement:
     """A case where a compiled twin and its eager impl answer differently."""
 
     compiled: Observation  # the compiled twin's answer, scored
-    eager_got: float
     eager: Score  # the eager answer, scored against the same exact value
 
     @property
@@ -676,7 +675,7 @@ def confirm(
         return False
     if o.got is None:
         return again.got is None
-    return again.got == o.got or (math.isnan(again.got) and math.isnan(o.got))
+    return same_answer(again.got, o.got)
 
 
 def finalise(cell: Cell) -> list[Observation]:

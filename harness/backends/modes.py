@@ -27,10 +27,12 @@ from harness.backends import (
     KERAS,
     TF,
     TORCH,
+    TORCH_AUTOGRAD,
     Autodiff,
     Backend,
     _tf_gradient_body,
     _torch_literal,
+    convert,
     static_args,
 )
 
@@ -147,8 +149,8 @@ TORCH_COMPILE = Mode(
     TORCH_COMPILE_CONFIG,
     _FN + _COMPILE,
     _FN + _COMPILE,
-    "{wrt} = {wrt}.requires_grad_()",
-    "out = loss_fn({params})\ngrad, = torch.autograd.grad(out, {wrt}, torch.ones_like(out))",
+    TORCH_AUTOGRAD.prepare,
+    TORCH_AUTOGRAD.body.replace("{call}", "loss_fn({params})"),  # on the compiled forward
     pad=False,  # dynamic shapes: one compilation serves every batch size above 1
     # Dynamo logs the exceptions it turns into errors (an index out of range) in full
     quiet="import logging, torch._logging\ntorch._logging.set_logs(all=logging.CRITICAL)",
@@ -156,15 +158,7 @@ TORCH_COMPILE = Mode(
 
 
 def _cuda_to(arr):
-    from harness.backends import convert
-
     return convert.to_torch(arr).to("cuda")
-
-
-def _cuda_from(t):
-    from harness.backends import convert
-
-    return convert.from_torch(t.detach().cpu())
 
 
 TORCH_CUDA_BACKEND = Backend(
@@ -172,7 +166,7 @@ TORCH_CUDA_BACKEND = Backend(
     TORCH.requires,
     TORCH.imports,
     _cuda_to,
-    _cuda_from,
+    convert.from_torch,  # it moves the answer to the CPU
     lambda a: _torch_literal(a) + '.to("cuda")',
     TORCH.show,
     TORCH.tile,
@@ -185,8 +179,8 @@ TORCH_CUDA = Mode(
     "",
     "",
     "",
-    "{wrt} = {wrt}.requires_grad_()",
-    "out = {call}\ngrad, = torch.autograd.grad(out, {wrt}, torch.ones_like(out))",
+    TORCH_AUTOGRAD.prepare,
+    TORCH_AUTOGRAD.body,
     pad=False,
     quiet="",
     invoke="got = {call}",
@@ -196,8 +190,6 @@ TORCH_CUDA = Mode(
 
 def _gpu_to(arr):
     import tensorflow as tf
-
-    from harness.backends import convert
 
     with tf.device("/GPU:0"):
         return tf.identity(convert.to_tf(arr))
