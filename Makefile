@@ -40,12 +40,12 @@ test-slow: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/test_oracle_properties.py tests/test_oracle_gradients.py
 
 lint: $(STAMP)
-	$(PY) -m ruff check harness oracles reports tests bench lossfuzz_pytest.py
-	$(PY) -m ruff format --check harness oracles reports tests bench lossfuzz_pytest.py
+	$(PY) -m ruff check lossfuzz harness oracles reports tests bench lossfuzz_pytest.py
+	$(PY) -m ruff format --check lossfuzz harness oracles reports tests bench lossfuzz_pytest.py
 
 report: $(STAMP) compiler
-	$(PY) -m harness run --out out/results.json
-	@$(PY) -m harness report out/results.json -o out/report.html
+	$(PY) -m lossfuzz run --out out/results.json
+	@$(PY) -m lossfuzz report out/results.json -o out/report.html
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis

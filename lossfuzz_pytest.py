@@ -32,10 +32,11 @@ class LossFuzz:
         self, fn, *, loss: str, dtype: str = "float32", max_ulp: float = 4.0, budget=None, seed=None
     ):
         """Fuzz ``fn`` as an implementation of ``loss``; fail on any answer beyond ``max_ulp``."""
-        import oracles
-        from harness.campaign import finding
-        from harness.registry import Impl
-        from harness.runner import finalise, run_cell
+        from lossfuzz.harness.campaign import finding
+        from lossfuzz.harness.registry import Impl
+        from lossfuzz.harness.runner import finalise, run_cell
+
+        from lossfuzz import oracles
 
         oracles.get_loss(loss)
         oracles.get_format(dtype)

@@ -29,10 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import oracles  # noqa: E402
-from harness.registry import get_impl  # noqa: E402
-from harness.runner import classify_fast  # noqa: E402
-from oracles import fast  # noqa: E402
+from lossfuzz.harness.registry import get_impl  # noqa: E402
+from lossfuzz.harness.runner import classify_fast  # noqa: E402
+from lossfuzz.oracles import fast  # noqa: E402
+
+from lossfuzz import oracles  # noqa: E402
 
 LOSS = "sigmoid_cross_entropy_with_logits"
 IMPL = "torch:binary_cross_entropy_with_logits"
@@ -83,7 +84,7 @@ def throughput(dtype: str, n: int, exact_n: int) -> dict:
 
 def sweep(dtype: str, extra: list[str], out: Path) -> tuple[float, float, int]:
     """Wall seconds, peak RSS (MiB) of the largest process, elements."""
-    cmd = [sys.executable, "-m", "harness", "sweep", "--loss", LOSS, "--impl", IMPL]
+    cmd = [sys.executable, "-m", "lossfuzz", "sweep", "--loss", LOSS, "--impl", IMPL]
     cmd += ["--dtype", dtype, "--out", str(out), *extra]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t = time.perf_counter()
@@ -104,7 +105,7 @@ KNOWN = [  # (impl, dtype, class) found by the default campaign, with the input 
 
 
 def rediscovery(budget: int) -> list[tuple]:
-    from harness.runner import run_cell
+    from lossfuzz.harness.runner import run_cell
 
     rows = []
     for impl_id, dtype, cls in KNOWN:

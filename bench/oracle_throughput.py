@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-import oracles
+from lossfuzz import oracles
 
 
 def main() -> None:

@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from reports import browser as chromium
-from reports.render import html
+from lossfuzz.reports import browser as chromium
+from lossfuzz.reports.render import html
 
 
 def grow(data: dict, copies: int) -> dict:

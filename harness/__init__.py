@@ -1,6 +1,5 @@
-"""lossfuzz's engine: implementations under test, strategies, runner, metrics, CLI.
+"""lossfuzz's engine: implementations under test, strategies, the runner, metrics, the CLI.
 
-Importing ``harness`` imports no framework; backends load on first use.
+Installed as ``lossfuzz.harness``. Importing it imports no framework; backends load
+on first use.
 """
-
-__version__ = "0.1.0"

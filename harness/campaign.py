@@ -9,15 +9,15 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from lossfuzz.harness import results as R
+from lossfuzz.harness.errors import UsageError
+from lossfuzz.harness.metrics import CLASSES, DEFAULT_TOLERANCE, worst
+from lossfuzz.harness.registry import Impl, get_impl, load_all, skipped_reason, user_impl
+from lossfuzz.harness.reproducer import reproducer, twin_reproducer
+from lossfuzz.harness.results import cell_name, quantity_label
+from lossfuzz.harness.runner import Cell, Observation, documented_by, finalise, run_cell, settle
 
-import oracles
-from harness import results as R
-from harness.errors import UsageError
-from harness.metrics import CLASSES, DEFAULT_TOLERANCE, worst
-from harness.registry import Impl, get_impl, load_all, skipped_reason, user_impl
-from harness.reproducer import reproducer, twin_reproducer
-from harness.results import cell_name, quantity_label
-from harness.runner import Cell, Observation, documented_by, finalise, run_cell, settle
+from lossfuzz import oracles
 
 DEFAULT_BUDGET = 100  # fuzzed batches per cell after the edge grid: all 181 cells in minutes
 
@@ -323,7 +323,7 @@ def run(
     those cells are not run again. ``on_cell(name, record, findings, partial)`` is
     called after each cell; ``partial()`` builds the results so far (incomplete).
     """
-    from harness import runner
+    from lossfuzz.harness import runner
 
     start = time.monotonic()
     created = R.now()

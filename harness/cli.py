@@ -11,8 +11,9 @@ import json
 import os
 import sys
 
-import harness
-from harness.errors import UsageError
+from lossfuzz.harness.errors import UsageError
+
+import lossfuzz
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -28,7 +29,7 @@ def _parse_value(name: str, text: str):
 
 
 def cmd_losses(args) -> int:
-    import oracles
+    from lossfuzz import oracles
 
     rows = sorted(oracles.losses().values(), key=lambda s: (s.variant_of is not None, s.id))
     width = max(len(s.id) for s in rows)
@@ -42,7 +43,7 @@ def cmd_oracle(args) -> int:
     import mpmath
     import numpy as np
 
-    import oracles
+    from lossfuzz import oracles
 
     inputs = {}
     for item in args.inputs:
@@ -99,7 +100,7 @@ def cmd_run(args) -> int:
     import math
     import time
 
-    from harness import campaign, gate, journal, results
+    from lossfuzz.harness import campaign, gate, journal, results
 
     policy = gate.load_policy(args.config)
     args.loss = args.loss or policy.losses
@@ -141,7 +142,7 @@ def cmd_run(args) -> int:
 
     isolation = None
     if not args.no_isolation:
-        from harness.isolation import Isolation
+        from lossfuzz.harness.isolation import Isolation
 
         isolation = Isolation(args.timeout, int(args.memory_limit * 2**30))
     try:
@@ -174,7 +175,7 @@ def cmd_run(args) -> int:
     results.write_atomic(args.out, data | shard)
     writer.close(remove=True)
     if not (args.loss or args.impl or args.dtype or args.no_contracts) and n == 1:
-        from harness import contracts
+        from lossfuzz.harness import contracts
 
         # the default campaign reports them too; written after the cells are safe on disk,
         # since these calls run in this process
@@ -207,7 +208,7 @@ class _StopOnSignal:
     def __enter__(self):
         import signal
 
-        from harness import runner
+        from lossfuzz.harness import runner
 
         runner.STOP["signal"] = None
 
@@ -255,10 +256,11 @@ def _shard(text: str | None) -> tuple[int, int]:
 def cmd_sweep(args) -> int:
     import os
 
-    import oracles
-    from harness import campaign, results, sweep
-    from harness.registry import get_impl, load_all, skipped_reason
-    from oracles import fast
+    from lossfuzz.harness import campaign, results, sweep
+    from lossfuzz.harness.registry import get_impl, load_all, skipped_reason
+    from lossfuzz.oracles import fast
+
+    from lossfuzz import oracles
 
     spec = oracles.get_loss(args.loss)
     try:
@@ -341,7 +343,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_contracts(args) -> int:
-    from harness import contracts, results
+    from lossfuzz.harness import contracts, results
 
     _check_writable(args.out)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -371,7 +373,7 @@ def cmd_contracts(args) -> int:
 
 
 def cmd_merge(args) -> int:
-    from harness import merge, results
+    from lossfuzz.harness import merge, results
 
     files = [(path, results.load(path)) for path in args.results]
     merged, warnings = merge.merge(files)
@@ -402,7 +404,7 @@ def _check_writable(path: str) -> None:
 
 
 def cmd_baseline(args) -> int:
-    from harness import gate, results
+    from lossfuzz.harness import gate, results
 
     data = results.load(args.results)
     _check_writable(args.output)
@@ -412,7 +414,7 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_gate(args) -> int:
-    from harness import gate, results
+    from lossfuzz.harness import gate, results
 
     data = results.load(args.results)
     base = gate.load_baseline(args.baseline)
@@ -421,7 +423,7 @@ def cmd_gate(args) -> int:
     for warning in verdict.warnings:
         print(f"lossfuzz: warning: {warning}", file=sys.stderr)
     if args.junit:
-        from reports.junit import junit
+        from lossfuzz.reports.junit import junit
 
         _check_writable(args.junit)
         results.write_text_atomic(args.junit, junit(data, verdict))
@@ -430,9 +432,9 @@ def cmd_gate(args) -> int:
 
 
 def cmd_repro(args) -> int:
-    from harness import campaign, results
-    from harness.registry import get_impl, user_impl
-    from harness.runner import reduction_tolerance, score
+    from lossfuzz.harness import campaign, results
+    from lossfuzz.harness.registry import get_impl, user_impl
+    from lossfuzz.harness.runner import reduction_tolerance, score
 
     data = results.load(args.results)
     findings = data["findings"]
@@ -471,18 +473,18 @@ def cmd_repro(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from harness import results
+    from lossfuzz.harness import results
 
     data = results.load(args.results)
     if args.format == "markdown":
-        from reports.markdown import markdown
+        from lossfuzz.reports.markdown import markdown
 
         text = markdown(data)
         if args.output is None:
             sys.stdout.write(text)
             return EXIT_OK
     else:
-        from reports.render import html
+        from lossfuzz.reports.render import html
 
         text = html(data, plots=not args.no_plots)
     out = args.output or "out/report.html"
@@ -497,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lossfuzz",
         description="Numerical-stability fuzzing of cross-entropy losses against an exact oracle.",
     )
-    p.add_argument("--version", action="version", version=f"lossfuzz {harness.__version__}")
+    p.add_argument("--version", action="version", version=f"lossfuzz {lossfuzz.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -616,7 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import oracles
+    from lossfuzz import oracles
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)

@@ -23,9 +23,9 @@ import math
 import warnings
 
 import numpy as np
+from lossfuzz.harness.ulp import ulp_error
 
-import oracles
-from harness.ulp import ulp_error
+from lossfuzz import oracles
 
 INF, NAN = math.inf, math.nan
 SCHEMA = "lossfuzz/contracts/1"
@@ -123,7 +123,7 @@ FRAMEWORK_IMPLS = {
 def _impls(loss: str) -> list:
     """The framework impls of ``loss`` that load here, each followed by its compiled
     twins (XLA and torch.compile answer invalid inputs their own way)."""
-    from harness.registry import load_all, skipped_reason
+    from lossfuzz.harness.registry import load_all, skipped_reason
 
     registry = load_all()
     out = []

@@ -23,10 +23,10 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from harness import results as R
-from harness.errors import UsageError
-from harness.metrics import FINDING_CLASSES, SEVERITY
-from harness.results import cell_key
+from lossfuzz.harness import results as R
+from lossfuzz.harness.errors import UsageError
+from lossfuzz.harness.metrics import FINDING_CLASSES, SEVERITY
+from lossfuzz.harness.results import cell_key
 
 BASELINE_SCHEMA = "lossfuzz/baseline/1"
 DEFAULT_SLACK = {"relative": 0.1, "ulps": 1.0}  # new > old * 1.1 + 1 ULP is worse

@@ -15,9 +15,8 @@ import math
 from functools import cache
 
 import numpy as np
-
-from harness.strategies import _ordinal_step, danger_points
-from oracles import get_format, get_loss
+from lossfuzz.harness.strategies import _ordinal_step, danger_points
+from lossfuzz.oracles import get_format, get_loss
 
 ROUND = [1.0, 2.0, 10.0, 20.0, 30.0, 50.0, 100.0, 1000.0]
 

@@ -39,7 +39,7 @@ class ImplFailed(Exception):
 
 
 def _resolve(impl_id: str, loss: str):
-    from harness.registry import get_impl, user_impl
+    from lossfuzz.harness.registry import get_impl, user_impl
 
     if impl_id.startswith("user:"):
         return user_impl(impl_id.partition(":")[2], loss)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 
-from harness.errors import UsageError
+from lossfuzz.harness.errors import UsageError
 
 SCHEMA = "lossfuzz/run-journal/1"
 PARTIAL_EVERY = 5.0  # seconds between rewrites of the incomplete results file
@@ -25,7 +25,7 @@ def path_for(out: str) -> str:
 
 
 def plan_key(selection, seed: int, budget, tolerance: float) -> dict:
-    from harness.results import cell_name
+    from lossfuzz.harness.results import cell_name
 
     return {
         "seed": seed,

@@ -11,10 +11,10 @@ class kept, ties going to the earlier chunk as in one process).
 
 from __future__ import annotations
 
-from harness import results as R
-from harness.errors import UsageError
-from harness.metrics import CLASSES, SEVERITY, worst
-from harness.results import cell_key
+from lossfuzz.harness import results as R
+from lossfuzz.harness.errors import UsageError
+from lossfuzz.harness.metrics import CLASSES, SEVERITY, worst
+from lossfuzz.harness.results import cell_key
 
 
 def _check_same(files: list[tuple[str, dict]], key: str) -> None:

@@ -10,9 +10,8 @@ import math
 from dataclasses import dataclass
 
 import mpmath
-
-from harness.ulp import abs_error, ulp_error
-from oracles.formats import Format
+from lossfuzz.harness.ulp import abs_error, ulp_error
+from lossfuzz.oracles.formats import Format
 
 # Worst last: a cell is coloured by the worst class among its cases.
 CLASSES = (

@@ -29,20 +29,19 @@ from functools import cache
 from importlib import metadata
 
 import numpy as np
-
-from harness.backends import AUTODIFF, BACKENDS, Autodiff, Backend, quiet_stderr
-from harness.backends.modes import MODES, Mode, pad_rows
-from harness.errors import UsageError
-from oracles import DTYPES, UnknownName, get_loss
+from lossfuzz.harness.backends import AUTODIFF, BACKENDS, Autodiff, Backend, quiet_stderr
+from lossfuzz.harness.backends.modes import MODES, Mode, pad_rows
+from lossfuzz.harness.errors import UsageError
+from lossfuzz.oracles import DTYPES, UnknownName, get_loss
 
 BACKEND_MODULES = (
-    "harness.backends.naive",
-    "harness.backends.torch_impls",
-    "harness.backends.tf_impls",
-    "harness.backends.keras_impls",
-    "harness.backends.scipy_impls",
-    "harness.backends.jax_impls",
-    "harness.backends.compiled",  # after the eager backends: it registers their twins
+    "lossfuzz.harness.backends.naive",
+    "lossfuzz.harness.backends.torch_impls",
+    "lossfuzz.harness.backends.tf_impls",
+    "lossfuzz.harness.backends.keras_impls",
+    "lossfuzz.harness.backends.scipy_impls",
+    "lossfuzz.harness.backends.jax_impls",
+    "lossfuzz.harness.backends.compiled",  # after the eager backends: it registers their twins
 )
 ENTRY_POINT_GROUP = "lossfuzz.impls"
 
@@ -130,7 +129,7 @@ class Impl:
         that the call uses, given an autodiff for its backend."""
         if self.autodiff is None:
             return ()
-        from oracles.gradients import GRADIENTS
+        from lossfuzz.oracles.gradients import GRADIENTS
 
         uses = frozenset(_compiled(self.call).co_names)
         known = [w for w in oracles_wrt() if (self.loss, w) in GRADIENTS and w in uses]
@@ -252,7 +251,7 @@ def _grad_namespace(impl: Impl, wrt: str) -> dict:
 
 
 def oracles_wrt() -> tuple[str, ...]:
-    from oracles.api import WRT
+    from lossfuzz.oracles.api import WRT
 
     return WRT
 

@@ -11,8 +11,7 @@ the eager impl and its compiled twin on the same inputs and prints both.
 from __future__ import annotations
 
 import numpy as np
-
-from harness.registry import Impl, tile_code
+from lossfuzz.harness.registry import Impl, tile_code
 
 HEADER = "# lossfuzz reproducer: {impl} [{dtype}] computes {loss}\n"
 

@@ -16,8 +16,7 @@ from importlib import metadata
 
 import mpmath
 import numpy as np
-
-from harness.errors import UsageError
+from lossfuzz.harness.errors import UsageError
 
 SCHEMA = "lossfuzz/results/1"
 
@@ -48,7 +47,7 @@ def number(v: float):
 
 
 def encode_inputs(inputs: dict, dtype: str) -> dict:
-    from oracles import get_format
+    from lossfuzz.oracles import get_format
 
     fmt = get_format(dtype)
     out = {}
@@ -72,7 +71,7 @@ def encode_inputs(inputs: dict, dtype: str) -> dict:
 
 
 def decode_inputs(encoded: dict, dtype: str) -> dict:
-    from oracles import get_format
+    from lossfuzz.oracles import get_format
 
     fmt = get_format(dtype)
     out = {}

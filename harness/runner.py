@@ -22,11 +22,9 @@ from dataclasses import dataclass, field
 import mpmath
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, seed, settings, target
-
-import oracles
-from harness.grid import edge_grid
-from harness.isolation import ImplFailed
-from harness.metrics import (
+from lossfuzz.harness.grid import edge_grid
+from lossfuzz.harness.isolation import ImplFailed
+from lossfuzz.harness.metrics import (
     CLASSES,
     DEFAULT_TOLERANCE,
     FINDING_CLASSES,
@@ -34,12 +32,14 @@ from harness.metrics import (
     Score,
     classify,
 )
-from harness.registry import Impl, get_impl
-from harness.results import cell_name
-from harness.strategies import from_loss
-from oracles import fast, reductions
-from oracles.api import check_elementwise_domain, evaluate_where
-from oracles.formats import round_mpf
+from lossfuzz.harness.registry import Impl, get_impl
+from lossfuzz.harness.results import cell_name
+from lossfuzz.harness.strategies import from_loss
+from lossfuzz.oracles import fast, reductions
+from lossfuzz.oracles.api import check_elementwise_domain, evaluate_where
+from lossfuzz.oracles.formats import round_mpf
+
+from lossfuzz import oracles
 
 MOTIF_ROWS = 8  # a reduction cell's batch repeats at most this many fuzzed rows
 TARGET_CAP = 1e30  # target() needs finite scores; inf ULP (NaN, overflow) maps here

@@ -22,9 +22,8 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
-
-from oracles import get_format, get_loss
-from oracles.formats import Format
+from lossfuzz.oracles import get_format, get_loss
+from lossfuzz.oracles.formats import Format
 
 
 def _ordinal_step(x: float, fmt: Format, k: int) -> float:

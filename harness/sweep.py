@@ -26,15 +26,22 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from lossfuzz.harness import results as R
+from lossfuzz.harness.errors import UsageError
+from lossfuzz.harness.journal import ends_torn
+from lossfuzz.harness.metrics import (
+    CLASSES,
+    DEFAULT_TOLERANCE,
+    FINDING_CLASSES,
+    SEVERITY,
+    classify,
+    worst,
+)
+from lossfuzz.harness.ulp import ordinals
+from lossfuzz.oracles import fast
+from lossfuzz.oracles.api import evaluate_where
 
-import oracles
-from harness import results as R
-from harness.errors import UsageError
-from harness.journal import ends_torn
-from harness.metrics import CLASSES, DEFAULT_TOLERANCE, FINDING_CLASSES, SEVERITY, classify, worst
-from harness.ulp import ordinals
-from oracles import fast
-from oracles.api import evaluate_where
+from lossfuzz import oracles
 
 SWEEP_SCHEMA = "lossfuzz/sweep-journal/1"
 DEFAULT_CHUNK = 1 << 20
@@ -109,7 +116,7 @@ def _empty_summary() -> dict:
 
 def sweep_chunk(plan: Plan, index: int, tolerance: float = DEFAULT_TOLERANCE) -> dict:
     """Score chunk ``index`` for every impl of the plan: {impl: summary}."""
-    from harness.registry import get_impl
+    from lossfuzz.harness.registry import get_impl
 
     fmt = oracles.get_format(plan.dtype)
     spec = oracles.get_loss(plan.loss)
@@ -136,7 +143,7 @@ def sweep_chunk(plan: Plan, index: int, tolerance: float = DEFAULT_TOLERANCE) ->
 def _score_into(summary, impl, plan, cast, fmt, spec, tolerance, where) -> None:
     """Add one label's pass over a chunk to ``summary``; ``where`` = (chunk, label index)
     orders equal worst cases the same way however the chunks are split or scheduled."""
-    from harness.runner import CODE, classify_fast
+    from lossfuzz.harness.runner import CODE, classify_fast
 
     n = cast[spec.primary].size
     fv = fast.fast_values(spec.id, plan.dtype, cast)
@@ -306,9 +313,9 @@ def run(
 def results(plan: Plan, done: dict, tolerance: float, seconds: float) -> dict:
     """The results file of a sweep: a cell per impl, the worst input of each class confirmed
     on the exact path and written as a finding."""
-    from harness import campaign
-    from harness.registry import get_impl
-    from harness.runner import Cell, confirm, score
+    from lossfuzz.harness import campaign
+    from lossfuzz.harness.registry import get_impl
+    from lossfuzz.harness.runner import Cell, confirm, score
 
     cells, findings = [], []
     for impl_id in plan.impls:

@@ -11,9 +11,8 @@ import math
 
 import mpmath
 import numpy as np
+from lossfuzz.oracles.formats import Format, exact_raw
 from mpmath.libmp import fzero, mpf_abs, mpf_sub, round_nearest, to_float
-
-from oracles.formats import Format, exact_raw
 
 EXACT_GAP = 4096  # bits: closer operands are subtracted exactly
 

@@ -1,13 +1,13 @@
 """lossfuzz's oracle: exact cross-entropy losses, correctly rounded to a float format.
 
-    >>> import oracles
+    >>> from lossfuzz import oracles
     >>> oracles.reference("sigmoid_cross_entropy_with_logits", "float32", logits=-50.0, labels=0.0)
     array(1.92875e-22, dtype=float32)
 
 See DESIGN.md (oracle contract) and ``interval.py`` for how rounding is decided.
 """
 
-from oracles.api import (
+from lossfuzz.oracles.api import (
     DomainError,
     Evaluation,
     cast_inputs,
@@ -17,9 +17,9 @@ from oracles.api import (
     gradient,
     reference,
 )
-from oracles.formats import DTYPES, FORMATS, Format, get_format, round_mpf
-from oracles.interval import OracleInconsistent, OracleUndecided
-from oracles.registry import LOSSES, Loss, UnknownName, get_loss
+from lossfuzz.oracles.formats import DTYPES, FORMATS, Format, get_format, round_mpf
+from lossfuzz.oracles.interval import OracleInconsistent, OracleUndecided
+from lossfuzz.oracles.registry import LOSSES, Loss, UnknownName, get_loss
 
 __all__ = [
     "DTYPES",
@@ -47,6 +47,6 @@ __all__ = [
 
 def losses() -> dict:
     """Every defined loss, variant and building block, by id."""
-    from oracles import elementwise, softmax  # noqa: F401  (fill the table)
+    from lossfuzz.oracles import elementwise, softmax  # noqa: F401  (fill the table)
 
     return dict(LOSSES)

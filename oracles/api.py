@@ -16,11 +16,10 @@ from fractions import Fraction
 
 import mpmath
 import numpy as np
+from lossfuzz.oracles import interval
+from lossfuzz.oracles.formats import Format, get_format
+from lossfuzz.oracles.registry import Loss, get_loss
 from mpmath.libmp import from_float, round_nearest
-
-from oracles import interval
-from oracles.formats import Format, get_format
-from oracles.registry import Loss, get_loss
 
 
 class DomainError(ValueError):
@@ -176,7 +175,7 @@ def evaluate_gradient(loss: str | Loss, wrt: str, dtype: str, **inputs) -> Evalu
     For a class-axis loss the gradient of each row's value with respect to each
     entry of that row; for label smoothing, the labels' chain rule included.
     """
-    from oracles.gradients import GRADIENTS
+    from lossfuzz.oracles.gradients import GRADIENTS
 
     spec = loss if isinstance(loss, Loss) else get_loss(loss)
     fn = GRADIENTS.get((spec.id, wrt))
@@ -235,7 +234,7 @@ def reference(loss: str, dtype: str, **inputs) -> np.ndarray:
     >>> reference("sigmoid_cross_entropy_with_logits", "float32", logits=1.0, labels=0.0)
     array(1.3132616, dtype=float32)
     """
-    from oracles import fast
+    from lossfuzz.oracles import fast
 
     spec = get_loss(loss)
     if not fast.covers(spec.id, dtype):
@@ -254,7 +253,7 @@ def reference(loss: str, dtype: str, **inputs) -> np.ndarray:
 def evaluate_where(spec: Loss, dtype: str, cast: dict, mask: np.ndarray) -> Evaluation:
     """``evaluate`` on the elements of cast elementwise inputs that ``mask`` selects (after
     broadcasting): the exact path for what the fast path left undecided, in one call."""
-    from oracles import fast
+    from lossfuzz.oracles import fast
 
     names = fast.FAST[spec.id].inputs
     arrays = np.broadcast_arrays(*(cast[n] for n in names))

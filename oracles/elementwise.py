@@ -25,10 +25,9 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+from lossfuzz.oracles import interval as I
+from lossfuzz.oracles.registry import definition
 from mpmath.libmp import finf, fnan, fninf, fone, fzero, mpf_cmp, mpf_neg, mpf_shift, mpf_sub
-
-from oracles import interval as I
-from oracles.registry import definition
 
 ONE = Fraction(1)
 

@@ -34,8 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from oracles.formats import Format, get_format
+from lossfuzz.oracles.formats import Format, get_format
 
 RELATIVE = 2.0**-44
 ABSOLUTE = 2.0**-1000

@@ -28,10 +28,9 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+from lossfuzz.oracles import interval as I
 from mpmath.libmp import finf, fnan, fninf, fone, fzero, mpf_neg, mpf_sub
 from mpmath.libmp import from_int as libmp_from_int
-
-from oracles import interval as I
 
 GRADIENTS: dict = {}  # (loss id, wrt) -> function of the loss's exact inputs
 
@@ -144,7 +143,7 @@ def _softmax_parts(xs):
     1/n stands apart, so a label that matches it cancels exactly and e**-30528 stays
     decidable. Every other entry is exp(x_i - x*) / (n + R), transcendental.
     """
-    from oracles.softmax import _Row
+    from lossfuzz.oracles.softmax import _Row
 
     row = _Row(xs)
     n = len(xs)
@@ -226,7 +225,7 @@ def logsumexp_dx(xs) -> list:
 @gradient_of("softmax_cross_entropy_with_logits", wrt="labels")
 def softmax_ce_dz(xs, zs: list[Fraction], eps: Fraction = Fraction(0)) -> list:
     """-(1 - eps) log_softmax(x)_i: lse(x) - x_i, scaled by the smoothing's chain rule."""
-    from oracles.softmax import log_softmax
+    from lossfuzz.oracles.softmax import log_softmax
 
     c = -(1 - eps)
     out = []

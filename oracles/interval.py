@@ -36,6 +36,7 @@ import math
 from collections.abc import Callable
 from fractions import Fraction
 
+from lossfuzz.oracles.formats import Format, round_mpf
 from mpmath import libmp
 from mpmath.libmp import (
     fnan,
@@ -50,8 +51,6 @@ from mpmath.libmp import (
     mpf_shift,
     mpf_sub,
 )
-
-from oracles.formats import Format, round_mpf
 
 Raw = tuple  # mpmath's raw (sign, man, exp, bc)
 Interval = tuple[Raw, Raw]

@@ -29,13 +29,12 @@ from fractions import Fraction
 
 import mpmath
 import numpy as np
+from lossfuzz.oracles import fast
+from lossfuzz.oracles.api import check_elementwise_domain, evaluate
+from lossfuzz.oracles.formats import get_format, round_mpf
+from lossfuzz.oracles.interval import OracleUndecided
+from lossfuzz.oracles.registry import get_loss
 from mpmath.libmp import from_man_exp
-
-from oracles import fast
-from oracles.api import check_elementwise_domain, evaluate
-from oracles.formats import get_format, round_mpf
-from oracles.interval import OracleUndecided
-from oracles.registry import get_loss
 
 REDUCTIONS = ("sum", "mean")
 
@@ -62,7 +61,7 @@ def reduce(
     spec = get_loss(loss)
     fmt = get_format(dtype)
     if fast.covers(spec.id, dtype):
-        from oracles.api import cast_inputs
+        from lossfuzz.oracles.api import cast_inputs
 
         cast = cast_inputs(spec, dtype, **inputs)
         check_elementwise_domain(spec, cast)

@@ -84,7 +84,7 @@ class UnknownName(ValueError):
 
 
 def get_loss(loss_id: str) -> Loss:
-    from oracles import elementwise, softmax  # noqa: F401  (fill the table)
+    from lossfuzz.oracles import elementwise, softmax  # noqa: F401  (fill the table)
 
     try:
         return LOSSES[loss_id]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from harness.gate import Verdict
-from harness.results import cell_key
+from lossfuzz.harness.gate import Verdict
+from lossfuzz.harness.results import cell_key
 
 
 def junit(data: dict, verdict: Verdict) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reports.model import build, is_finding
+from lossfuzz.reports.model import build, is_finding
 
 MAX_ROWS = 25
 

@@ -11,8 +11,8 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from harness.metrics import CLASSES, EXPLANATIONS, SEVERITY
-from harness.results import quantity_label, reduce_of, unhex
+from lossfuzz.harness.metrics import CLASSES, EXPLANATIONS, SEVERITY
+from lossfuzz.harness.results import quantity_label, reduce_of, unhex
 
 DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
 FINDING = set(CLASSES[2:])

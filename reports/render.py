@@ -13,9 +13,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-
-from reports.model import Report, build
-from reports.plots import cell_plot
+from lossfuzz.reports.model import Report, build
+from lossfuzz.reports.plots import cell_plot
 
 HERE = Path(__file__).parent
 

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def lossfuzz(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
+        [sys.executable, "-m", "lossfuzz", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

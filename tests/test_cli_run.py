@@ -4,8 +4,7 @@ import json
 
 import pytest
 from cli import lossfuzz
-
-from harness.results import SCHEMA
+from lossfuzz.harness.results import SCHEMA
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +156,7 @@ def test_repro_of_a_broken_results_file_is_one_line_and_exit_2(content, message,
 def make_plugin(root):
     """A package shipping impls through the lossfuzz.impls entry point, laid out as pip would."""
     (root / "fakeimpls.py").write_text(
-        "from harness.registry import implementation\n"
+        "from lossfuzz.harness.registry import implementation\n"
         "implementation('fake:log1p_softplus', loss='softplus', call='np.log1p(np.exp(logits))')\n"
         "implementation('fake:needs_missing', loss='softplus', call='np.log1p(np.exp(logits))',\n"
         "               requires=('lossfuzz_missing_framework',))\n"

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 from cli import lossfuzz, run_reproducer
 from independent import same
-
-from harness import campaign
-from harness.backends import modes
-from harness.registry import get_impl, load_all, skipped_reason
-from harness.reproducer import twin_reproducer
-from harness.runner import score
+from lossfuzz.harness import campaign
+from lossfuzz.harness.backends import modes
+from lossfuzz.harness.registry import get_impl, load_all, skipped_reason
+from lossfuzz.harness.reproducer import twin_reproducer
+from lossfuzz.harness.runner import score
 
 
 def test_every_eager_framework_call_has_its_compiled_twins():

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 from cli import lossfuzz
+from lossfuzz.harness import contracts
 
-import oracles
-from harness import contracts
+from lossfuzz import oracles
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lossfuzz.oracles import evaluate as evaluate_exact
+from lossfuzz.oracles import fast
 
-import oracles
-from oracles import evaluate as evaluate_exact
-from oracles import fast
+from lossfuzz import oracles
 
 TARGETS = fast.TARGETS
 NP = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32}
@@ -141,7 +141,7 @@ def test_reference_uses_the_fast_path_and_still_equals_mpmath():
 
 
 def test_a_campaign_on_the_fast_path_gives_the_exact_paths_results(monkeypatch):
-    from harness import campaign, runner
+    from lossfuzz.harness import campaign, runner
 
     impls = (
         "naive:sigmoid_then_log",
@@ -173,7 +173,7 @@ def test_a_campaign_on_the_fast_path_gives_the_exact_paths_results(monkeypatch):
 
 
 def _num(v):
-    from harness.results import unhex
+    from lossfuzz.harness.results import unhex
 
     return unhex(v) if isinstance(v, str) else float(v)
 

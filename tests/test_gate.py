@@ -6,8 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from cli import lossfuzz
-
-from harness import campaign
+from lossfuzz.harness import campaign
 
 IMPLS = ("naive:sigmoid_then_log", "torch:binary_cross_entropy_with_logits", "tf:softplus")
 

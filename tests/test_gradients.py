@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 from cli import run_reproducer
 from independent import same
+from lossfuzz.harness import campaign, gate
+from lossfuzz.harness.registry import get_impl, load_all, skipped_reason
+from lossfuzz.harness.reproducer import reproducer
+from lossfuzz.harness.results import cell_name
+from lossfuzz.harness.runner import score
 from test_impls import benign_inputs
 
-import oracles
-from harness import campaign, gate
-from harness.registry import get_impl, load_all, skipped_reason
-from harness.reproducer import reproducer
-from harness.results import cell_name
-from harness.runner import score
+from lossfuzz import oracles
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 SIGMOID_CE = "sigmoid_cross_entropy_with_logits"
@@ -180,7 +180,7 @@ def test_naive_formulas_are_differentiated_through_torch_numpy():
 
 
 def test_documented_gradient_deviations_are_labelled_and_others_are_not():
-    from harness.runner import documented_by
+    from lossfuzz.harness.runner import documented_by
 
     keras_bce = get_impl("keras:binary_crossentropy")
     o = _observe("keras:binary_crossentropy", "float32", "probs", probs=0.0, labels=0.5)
@@ -248,7 +248,7 @@ def test_results_cells_carry_quantity_and_autodiff(tmp_path):
 def test_torch_bce_backward_clamp_vanishes_in_float16():
     # the backward divides by max(p (1 - p), 1e-12); 1e-12 is 0 in float16, so p = 0, z = 0
     # gives 0 / 0 where the exact gradient is 1/(1 - p) = 1: NaN, and not explained by the clamp
-    from harness.runner import documented_by
+    from lossfuzz.harness.runner import documented_by
 
     o = _observe("torch:binary_cross_entropy", "float16", "probs", probs=0.0, labels=0.0)
     assert o.cls == "nan" and float(o.reference) == 1.0

@@ -10,9 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-
-import oracles
-from harness.registry import (
+from lossfuzz.harness.registry import (
     IMPLS,
     UnknownName,
     availability,
@@ -21,7 +19,9 @@ from harness.registry import (
     load_all,
     skipped_reason,
 )
-from harness.ulp import ulp_error
+from lossfuzz.harness.ulp import ulp_error
+
+from lossfuzz import oracles
 
 WIRING_TOLERANCE = 32.0  # ULPs; measured worst at these inputs is 14.7 (naive:softplus)
 
@@ -84,7 +84,7 @@ def test_label_smoothing_reaches_the_framework(impl_id):
 
 def test_importing_the_harness_and_listing_impls_imports_no_framework():
     code = (
-        "import sys, harness, harness.registry as r; r.load_all(); "
+        "import sys, lossfuzz, lossfuzz.harness.registry as r; r.load_all(); "
         "print(sorted(m for m in ('torch', 'tensorflow', 'keras', 'scipy') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -109,7 +109,7 @@ def _run_args(out):
 def _popen(args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.Popen(
-        [sys.executable, "-m", "harness", *args],
+        [sys.executable, "-m", "lossfuzz", *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -197,7 +197,7 @@ def test_the_stable_control_reports_nothing_above_its_tolerance(tmp_path):
 
 
 def test_a_journal_torn_by_a_kill_takes_new_records_on_a_line_of_their_own(tmp_path):
-    from harness import journal
+    from lossfuzz.harness import journal
 
     path = str(tmp_path / "r.json.journal")
     plan = {"seed": 0, "budget": 1, "tolerance": 4.0, "cells": ["a [float16]", "b [float16]"]}

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from cli import run_reproducer
-
-from harness import registry
-from harness.registry import get_impl, load_all, skipped_reason
-from harness.reproducer import reproducer
-from harness.runner import score
+from lossfuzz.harness import registry
+from lossfuzz.harness.registry import get_impl, load_all, skipped_reason
+from lossfuzz.harness.reproducer import reproducer
+from lossfuzz.harness.runner import score
 
 pytest.importorskip("jax")
 pytest.importorskip("optax")

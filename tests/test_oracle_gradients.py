@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from independent import round_brute, same
 from strategies_for_tests import finite, unit
 
-import oracles
+from lossfuzz import oracles
 
 DTYPES = ["float16", "bfloat16", "float32", "float64"]
 P = 5000

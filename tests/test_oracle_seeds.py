@@ -10,7 +10,7 @@ import mpmath
 import numpy as np
 import pytest
 
-import oracles
+from lossfuzz import oracles
 
 F32_ULP_SLACK = 2.0
 

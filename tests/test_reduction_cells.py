@@ -9,13 +9,12 @@ import math
 import numpy as np
 import pytest
 from cli import lossfuzz, run_reproducer
-
-from harness import campaign, gate
-from harness.registry import get_impl, load_all
-from harness.reproducer import reproducer
-from harness.results import cell_key, cell_name
-from harness.runner import reduction_tolerance, rows_sound, score
-from oracles import get_loss
+from lossfuzz.harness import campaign, gate
+from lossfuzz.harness.registry import get_impl, load_all
+from lossfuzz.harness.reproducer import reproducer
+from lossfuzz.harness.results import cell_key, cell_name
+from lossfuzz.harness.runner import reduction_tolerance, rows_sound, score
+from lossfuzz.oracles import get_loss
 
 SIGMOID_CE = "sigmoid_cross_entropy_with_logits"
 

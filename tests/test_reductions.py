@@ -8,9 +8,8 @@ import mpmath
 import numpy as np
 import pytest
 from independent import naive, round_brute
-
-from oracles.interval import OracleUndecided
-from oracles.reductions import reduce
+from lossfuzz.oracles.interval import OracleUndecided
+from lossfuzz.oracles.reductions import reduce
 
 SIGMOID_CE = "sigmoid_cross_entropy_with_logits"
 NP = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32}
@@ -67,8 +66,8 @@ def test_special_batches():
 @pytest.mark.parametrize("fast_path", [True, False])
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
 def test_weighted_rows_equal_the_tiled_batch_and_an_independent_sum(reduction, fast_path):
-    from oracles import fast
-    from oracles.reductions import tile_counts
+    from lossfuzz.oracles import fast
+    from lossfuzz.oracles.reductions import tile_counts
 
     x = np.array([20.0, -3.0, 0.5], dtype=np.float16)
     z = np.array([0.0, 1.0, 0.25], dtype=np.float16)

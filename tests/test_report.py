@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from harness import campaign
-from reports import browser as chromium
-from reports.markdown import markdown
-from reports.render import html
+from lossfuzz.harness import campaign
+from lossfuzz.reports import browser as chromium
+from lossfuzz.reports.markdown import markdown
+from lossfuzz.reports.render import html
 
 ROOT = Path(__file__).resolve().parent.parent
 EVIL = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
@@ -83,7 +82,7 @@ def test_report_command_writes_html_and_prints_the_path(results, tmp_path):
     src, out = tmp_path / "r.json", tmp_path / "report.html"
     src.write_text(json.dumps(results))
     r = subprocess.run(
-        [sys.executable, "-m", "harness", "report", str(src), "-o", str(out)],
+        [sys.executable, "-m", "lossfuzz", "report", str(src), "-o", str(out)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -91,7 +90,7 @@ def test_report_command_writes_html_and_prints_the_path(results, tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(out) and out.read_text().startswith("<!DOCTYPE html>")
     md = subprocess.run(
-        [sys.executable, "-m", "harness", "report", str(src), "--format", "markdown"],
+        [sys.executable, "-m", "lossfuzz", "report", str(src), "--format", "markdown"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -106,7 +105,7 @@ def test_report_of_a_bad_file_is_one_line_and_exit_2(content, message, tmp_path)
     src = tmp_path / "r.json"
     src.write_text(content)
     r = subprocess.run(
-        [sys.executable, "-m", "harness", "report", str(src), "-o", str(tmp_path / "o.html")],
+        [sys.executable, "-m", "lossfuzz", "report", str(src), "-o", str(tmp_path / "o.html")],
         capture_output=True,
         text=True,
         timeout=120,

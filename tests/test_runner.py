@@ -6,10 +6,10 @@ import sys
 
 import numpy as np
 import pytest
+from lossfuzz.harness.registry import IMPLS, get_impl, implementation, skipped_reason
+from lossfuzz.harness.runner import finalise, run_cell, score
 
-import oracles
-from harness.registry import IMPLS, get_impl, implementation, skipped_reason
-from harness.runner import finalise, run_cell, score
+from lossfuzz import oracles
 
 PEAK = 37.25  # the broken impl's known worst case
 
@@ -137,8 +137,8 @@ def run_script(source: str) -> str:
     ],
 )
 def test_reproducer_runs_alone_and_prints_the_answer_the_harness_saw(impl_id, dtype, inputs):
-    from harness.campaign import finding
-    from harness.runner import Cell
+    from lossfuzz.harness.campaign import finding
+    from lossfuzz.harness.runner import Cell
 
     impl = get_impl(impl_id)
     if skipped_reason(impl):

@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pytest
 from cli import ROOT, lossfuzz
+from lossfuzz.harness import sweep
+from lossfuzz.harness.ulp import ordinals
 
-import oracles
-from harness import sweep
-from harness.ulp import ordinals
+from lossfuzz import oracles
 
 SIGMOID_CE = "sigmoid_cross_entropy_with_logits"
 
@@ -77,9 +77,9 @@ def test_a_float16_sweep_checks_every_finite_logit_with_each_label(float16_sweep
 
 def test_the_sweep_maximum_is_the_maximum_over_the_set(float16_sweep):
     # score every float16 logit with label 0 directly for torch and compare the maxima
-    from harness.registry import get_impl
-    from harness.runner import classify_fast
-    from oracles import fast
+    from lossfuzz.harness.registry import get_impl
+    from lossfuzz.harness.runner import classify_fast
+    from lossfuzz.oracles import fast
 
     fmt = oracles.get_format("float16")
     lo, hi = sweep.ordinal_range("float16", None, "logits")
@@ -92,7 +92,7 @@ def test_the_sweep_maximum_is_the_maximum_over_the_set(float16_sweep):
         _, ulp, _, _ = classify_fast(got.astype(np.float64), fv, fmt, 4.0, True)
         worst = max(worst, float(np.max(ulp)))
     cell = next(c for c in _load(float16_sweep)["cells"] if c["impl"].startswith("torch:binary"))
-    from harness.results import unhex
+    from lossfuzz.harness.results import unhex
 
     assert unhex(cell["max_ulp"]) == worst
 
@@ -102,7 +102,7 @@ def test_a_killed_sweep_resumes_from_its_journal(tmp_path, float16_sweep):
     journal = out.with_name(out.name + ".journal")
     args = [*SWEEP, "--jobs", "1", "--out", str(out)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", *args],
+        [sys.executable, "-m", "lossfuzz", *args],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-
-from harness.backends import convert
+from lossfuzz.harness.backends import convert
 
 
 @contextmanager

@@ -8,8 +8,8 @@ eager backends registers them.
 
 from __future__ import annotations
 
-from harness.backends.modes import MODES
-from harness.registry import IMPLS, implementation
+from lossfuzz.harness.backends.modes import MODES
+from lossfuzz.harness.registry import IMPLS, implementation
 
 
 def register_twins() -> None:

@@ -7,7 +7,7 @@ skipped with one line.
 
 from __future__ import annotations
 
-from harness.registry import implementation
+from lossfuzz.harness.registry import implementation
 
 
 def _impl(impl_id: str, *, loss: str, call: str, reducible: bool = False) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 
-from harness.backends.tf_impls import LABELS_SUM_TO_ONE
-from harness.registry import Deviation, implementation
+from lossfuzz.harness.backends.tf_impls import LABELS_SUM_TO_ONE
+from lossfuzz.harness.registry import Deviation, implementation
 
 SOURCE = "keras/src/backend/tensorflow/nn.py (binary_/categorical_crossentropy)"
 EPSILON_CLIP = Deviation(

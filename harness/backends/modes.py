@@ -22,7 +22,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
-from harness.backends import (
+from lossfuzz.harness.backends import (
     JAX,
     KERAS,
     TF,

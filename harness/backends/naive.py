@@ -15,7 +15,7 @@ NumPy keeps the arrays' dtype when a Python scalar joins them (NEP 50), so
 
 from __future__ import annotations
 
-from harness.registry import implementation
+from lossfuzz.harness.registry import implementation
 
 SIGMOID_CE = "sigmoid_cross_entropy_with_logits"
 SOFTMAX_CE = "softmax_cross_entropy_with_logits"

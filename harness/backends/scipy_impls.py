@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.registry import implementation
+from lossfuzz.harness.registry import implementation
 
 FLOAT32_64 = ("float32", "float64")  # SciPy computes in float32 or float64 only
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from harness.registry import Deviation, implementation, labels_not_a_distribution
+from lossfuzz.harness.registry import Deviation, implementation, labels_not_a_distribution
 
 LABELS_SUM_TO_ONE = Deviation(
     "the gradient with respect to the logits is softmax(logits) - labels, which is the "

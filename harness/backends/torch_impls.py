@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from harness.registry import Deviation, implementation
+from lossfuzz.harness.registry import Deviation, implementation
 
 LOG_CLAMP = Deviation(
     "BCELoss clamps its log outputs to >= -100, so a loss term never exceeds 100",

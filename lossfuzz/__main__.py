@@ -1,0 +1,3 @@
+from lossfuzz.harness.cli import main
+
+raise SystemExit(main())
