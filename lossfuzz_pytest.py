@@ -32,35 +32,19 @@ class LossFuzz:
         self, fn, *, loss: str, dtype: str = "float32", max_ulp: float = 4.0, budget=None, seed=None
     ):
         """Fuzz ``fn`` as an implementation of ``loss``; fail on any answer beyond ``max_ulp``."""
-        from lossfuzz.harness.campaign import finding
-        from lossfuzz.harness.registry import Impl
-        from lossfuzz.harness.runner import finalise, run_cell
+        from lossfuzz.harness.check import LossCheckFailed, check
 
-        from lossfuzz import oracles
-
-        oracles.get_loss(loss)
-        oracles.get_format(dtype)
-        name = f"{getattr(fn, '__module__', 'user')}:{getattr(fn, '__qualname__', repr(fn))}"
-        impl = Impl(f"pytest:{name}", loss, "numpy", function=fn)
-        cell = run_cell(
-            impl,
-            dtype,
-            budget=self.budget if budget is None else budget,
-            campaign_seed=self.seed if seed is None else seed,
-            tolerance=max_ulp,
-        )
-        findings = finalise(cell)
-        if findings:
-            worst = finding(cell, findings[0])
-            classes = ", ".join(
-                f"{k} {v}" for k, v in cell.counts.items() if k not in ("exact", "ok")
+        try:
+            return check(
+                fn,
+                loss=loss,
+                dtype=dtype,
+                max_ulp=max_ulp,
+                budget=self.budget if budget is None else budget,
+                seed=self.seed if seed is None else seed,
             )
-            pytest.fail(
-                f"lossfuzz: {name} [{dtype}] is not within {max_ulp} ULP of {loss} "
-                f"({cell.cases} cases: {classes})\n{worst['message']}\n\n{worst['reproducer']}",
-                pytrace=False,
-            )
-        return cell
+        except LossCheckFailed as exc:
+            pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture

@@ -29,11 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from lossfuzz.harness.registry import get_impl  # noqa: E402
-from lossfuzz.harness.runner import classify_fast  # noqa: E402
-from lossfuzz.oracles import fast  # noqa: E402
-
 from lossfuzz import oracles  # noqa: E402
+from lossfuzz.harness.registry import get_impl  # noqa: E402
+from lossfuzz.harness.scoring import Engine, classify_fast  # noqa: E402
+from lossfuzz.oracles import fast  # noqa: E402
 
 LOSS = "sigmoid_cross_entropy_with_logits"
 IMPL = "torch:binary_cross_entropy_with_logits"
@@ -63,11 +62,11 @@ def throughput(dtype: str, n: int, exact_n: int) -> dict:
     impl = get_impl(IMPL)
     fmt = oracles.get_format(dtype)
     cast = inputs(dtype, n)
-    impl(cast, dtype)  # warm up the framework
+    impl.answer(cast)  # warm up the framework
 
     def checked():
         fv = fast.fast_values(LOSS, dtype, cast)
-        got = np.asarray(impl(cast, dtype)).astype(np.float64).ravel()
+        got = np.asarray(impl.answer(cast)).astype(np.float64).ravel()
         classify_fast(got, fv, fmt, 4.0, True)
 
     def reference_only():
@@ -75,7 +74,7 @@ def throughput(dtype: str, n: int, exact_n: int) -> dict:
 
     small = {k: v[:exact_n] for k, v in cast.items()}
     return {
-        "impl": rate(lambda: impl(cast, dtype), n),
+        "impl": rate(lambda: impl.answer(cast), n),
         "fast reference": rate(reference_only, n),
         "fast checked": rate(checked, n),
         "mpmath": rate(lambda: oracles.evaluate(LOSS, dtype, **small), exact_n, repeat=1),
@@ -105,12 +104,12 @@ KNOWN = [  # (impl, dtype, class) found by the default campaign, with the input 
 
 
 def rediscovery(budget: int) -> list[tuple]:
-    from lossfuzz.harness.runner import run_cell
+    from lossfuzz.harness.search import run_cell
 
     rows = []
     for impl_id, dtype, cls in KNOWN:
         t = time.perf_counter()
-        cell = run_cell(get_impl(impl_id), dtype, budget=budget, campaign_seed=0)
+        cell = run_cell(Engine(), get_impl(impl_id), dtype, budget=budget, campaign_seed=0)
         found = any(c == cls for c, _ in cell.worst_of)
         rows.append((impl_id, dtype, cls, found, time.perf_counter() - t))
     return rows

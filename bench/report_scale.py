@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from lossfuzz.reports import browser as chromium
+from lossfuzz.harness.results import Results
 from lossfuzz.reports.render import html
 
 
@@ -61,7 +62,7 @@ def main() -> None:
     for k in args.copies:
         data = grow(base, k)
         t = time.perf_counter()
-        page = html(data)
+        page = html(Results.from_json(data))
         render = time.perf_counter() - t
         path = Path(tempfile.mkdtemp(prefix="lossfuzz-report-")) / "report.html"
         path.write_text(page)

@@ -21,14 +21,22 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
-from lossfuzz.harness.ulp import ulp_error
 
 from lossfuzz import oracles
+from lossfuzz.harness.errors import first_line
+from lossfuzz.harness.records import (
+    ContractRow,
+    Contracts,
+    Pitfall,
+    SpecialAnswer,
+    SpecialRow,
+)
+from lossfuzz.harness.ulp import ulp_error
 
 INF, NAN = math.inf, math.nan
-SCHEMA = "lossfuzz/contracts/1"
 
 # (loss, inputs, exact value): the rules every framework is compared against
 SPECIAL = [
@@ -93,45 +101,20 @@ def rule(loss: str, inputs: dict, value: float) -> str:
 
 # ------------------------------------------------------------------ framework impls
 
-FRAMEWORK_IMPLS = {
-    "sigmoid_cross_entropy_with_logits": [
-        "tf:sigmoid_cross_entropy_with_logits",
-        "keras:binary_crossentropy_from_logits",
-        "torch:binary_cross_entropy_with_logits",
-    ],
-    "softmax_cross_entropy_with_logits": [
-        "tf:softmax_cross_entropy_with_logits",
-        "keras:categorical_crossentropy_from_logits",
-        "torch:cross_entropy_probs",
-    ],
-    "sparse_softmax_cross_entropy_with_logits": [
-        "tf:sparse_softmax_cross_entropy_with_logits",
-        "keras:sparse_categorical_crossentropy_from_logits",
-        "torch:cross_entropy",
-        "torch:nll_loss_log_softmax",
-    ],
-    "binary_crossentropy": ["keras:binary_crossentropy", "torch:binary_cross_entropy"],
-    "categorical_crossentropy": ["keras:categorical_crossentropy"],
-    "sparse_categorical_crossentropy": ["keras:sparse_categorical_crossentropy"],
-    "softplus": ["tf:softplus", "torch:softplus"],
-    "log_sigmoid": ["tf:log_sigmoid", "torch:logsigmoid"],
-    "sigmoid": ["tf:sigmoid", "torch:sigmoid"],
-    "logsumexp": ["tf:reduce_logsumexp", "torch:logsumexp"],
-}
-
 
 def _impls(loss: str) -> list:
-    """The framework impls of ``loss`` that load here, each followed by its compiled
-    twins (XLA and torch.compile answer invalid inputs their own way)."""
+    """Every framework impl of ``loss`` (or of a library's variant of it) that loads here,
+    eager and compiled alike (XLA and torch.compile answer invalid inputs their own way);
+    hand-written formulas and user code promise nothing."""
     from lossfuzz.harness.registry import load_all, skipped_reason
 
-    registry = load_all()
     out = []
-    for impl_id in FRAMEWORK_IMPLS.get(loss, []):
-        twins = [i for i in registry.values() if i.eager == impl_id]
-        for impl in [registry[impl_id], *twins]:
-            if skipped_reason(impl) is None:
-                out.append(impl)
+    for impl in load_all().values():
+        if impl.framework is None or impl.mode in ("torch-cuda", "tf-gpu"):
+            continue
+        spec = oracles.get_loss(impl.loss)
+        if loss in (spec.id, spec.variant_of) and skipped_reason(impl) is None:
+            out.append(impl)
     return out
 
 
@@ -149,10 +132,12 @@ def observe(impl, inputs: dict) -> dict:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            got = np.asarray(impl(_with_params(impl, inputs), "float32"), dtype=np.float64)
+            got = np.asarray(impl.answer(_with_params(impl, inputs)), dtype=np.float64)
     except Exception as exc:  # noqa: BLE001 - raising is what is observed
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return {"raised": type(exc).__name__, "message": first[:200]}
+        return {
+            "raised": type(exc).__name__,
+            "message": first_line(exc, 300).partition(": ")[2][:200],
+        }
     return {"values": [float(v) for v in got.ravel()], "shape": list(got.shape)}
 
 
@@ -166,12 +151,11 @@ def _observed_text(obs: dict) -> str:
     return f"returns [{shown}]"
 
 
-def special_values() -> list[dict]:
+def special_values() -> list[SpecialRow]:
     rows = []
     for loss, inputs, value in SPECIAL:
         ev = oracles.evaluate(loss, "float32", **inputs)
         exact = ev.exact.ravel()[0]
-        exact_f = float(exact)
         cast = oracles.cast_inputs(loss, "float32", **inputs)
         answers = []
         for impl in _impls(loss):
@@ -181,304 +165,117 @@ def special_values() -> list[dict]:
                 got = obs["values"][0] if obs["values"] else NAN
                 err = ulp_error(got, exact, ev.fmt)
                 verdict = "exact" if err <= 0.5 else "within 4 ULP" if err <= 4 else "differs"
-            answers.append({"impl": impl.id, "observed": _observed_text(obs), "verdict": verdict})
+            answers.append(SpecialAnswer(impl.id, _observed_text(obs), verdict))
         rows.append(
-            {
-                "rule": rule(loss, inputs, value),
-                "loss": loss,
-                "exact": _show(exact_f),
-                "answers": answers,
-            }
+            SpecialRow(rule(loss, inputs, value), loss, _show(float(exact)), tuple(answers))
         )
     return rows
 
 
 # ------------------------------------------------------------------ contracts
 
-TF_SIGMOID = "https://www.tensorflow.org/api_docs/python/tf/nn/sigmoid_cross_entropy_with_logits"
-TF_SPARSE = (
-    "https://www.tensorflow.org/api_docs/python/tf/nn/sparse_softmax_cross_entropy_with_logits"
-)
-TF_SOFTMAX = "https://www.tensorflow.org/api_docs/python/tf/nn/softmax_cross_entropy_with_logits"
-TORCH_CE = "https://pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html"
-TORCH_BCE = "https://pytorch.org/docs/stable/generated/torch.nn.BCELoss.html"
-TORCH_BCEL = "https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html"
-KERAS = "https://keras.io/api/losses/probabilistic_losses/"
 
-# what each framework documents about its inputs: (expectation, promise, source)
-DOCS = {
-    ("tf", "sigmoid", "shape"): (
-        "raise",
-        "logits and labels must have the same type and shape (ValueError otherwise)",
-        TF_SIGMOID,
-    ),
-    ("tf", "sigmoid", "labels"): ("raise", "labels lie between 0 and 1, inclusive", TF_SIGMOID),
-    ("torch", "sigmoid", "shape"): (
-        "raise",
-        "target has the same shape as the input",
-        TORCH_BCEL,
-    ),
-    ("torch", "sigmoid", "labels"): (
-        "raise",
-        "target values are probabilities, between 0 and 1",
-        TORCH_BCEL,
-    ),
-    ("tf", "sparse", "index"): (
-        "raise",
-        "each label is an index in [0, num_classes); other values raise on CPU",
-        TF_SPARSE,
-    ),
-    ("torch", "sparse", "index"): (
-        "raise",
-        "each target is a class index in [0, C) (or ignore_index, -100)",
-        TORCH_CE,
-    ),
-    ("tf", "softmax", "shape"): (
-        "raise",
-        "labels have the same shape as logits",
-        TF_SOFTMAX,
-    ),
-    ("tf", "sigmoid", "dtype"): (
-        "raise",
-        "logits and labels must have the same type",
-        TF_SIGMOID,
-    ),
-    ("tf", "sparse", "dtype"): ("raise", "labels are int32 or int64 class indices", TF_SPARSE),
-    ("torch", "sparse", "dtype"): ("raise", "class-index targets are integers (Long)", TORCH_CE),
-    ("torch", "bce", "probs"): (
-        "raise",
-        "the input probabilities lie in [0, 1]",
-        TORCH_BCE,
-    ),
-    ("keras", "bce", "probs"): (
-        "either",
-        "y_pred holds probabilities (the range is not checked; they are clipped to [eps, 1 - eps])",
-        KERAS,
-    ),
-}
+@dataclass(frozen=True)
+class Check:
+    """One contract check: an input given to every framework impl of ``loss``.
+
+    ``family`` and ``about`` name the documentation it is held to (the frameworks'
+    modules record it with ``registry.document``); ``valid`` is the input the oracle
+    scores the answer against, or None where the input is outside the loss's domain
+    or contract (then the answer should be an error)."""
+
+    loss: str
+    name: str
+    input: str
+    inputs: dict
+    family: str
+    about: str
+    valid: dict | None
 
 
-def _doc(impl, kind: str, check: str):
-    """A compiled twin is held to its eager impl's documentation."""
-    fw = impl.eager.partition(":")[0] if impl.eager else impl.backend
-    found = DOCS.get((fw, kind, check))
+F32 = np.float32
+X3 = np.array([-2.0, 0.5, 3.0], dtype=F32)
+Z3 = np.array([0.0, 1.0, 0.25], dtype=F32)
+X23 = np.array([[2.0, -1.0, 0.5], [0.0, 0.0, 9.0]], dtype=F32)
+Z23 = np.array([[0.0, 1.0, 0.0], [0.25, 0.25, 0.5]], dtype=F32)
+P3 = np.array([0.25, 0.5, 0.75], dtype=F32)
+SIGMOID, SPARSE = "sigmoid_cross_entropy_with_logits", "sparse_softmax_cross_entropy_with_logits"
+SOFTMAX, BCE = "softmax_cross_entropy_with_logits", "binary_crossentropy"
+
+CHECKS = (
+    Check(SIGMOID, "shape mismatch", "logits (3,), labels (2,)",
+          dict(logits=X3, labels=Z3[:2]), "sigmoid", "shape", None),
+    Check(SIGMOID, "label above 1", "labels = 1.5",
+          dict(logits=X3, labels=np.full(3, 1.5, F32)), "sigmoid", "labels", None),
+    Check(SIGMOID, "label below 0", "labels = -0.5",
+          dict(logits=X3, labels=np.full(3, -0.5, F32)), "sigmoid", "labels", None),
+    Check(SIGMOID, "empty batch", "logits (0,), labels (0,)",
+          dict(logits=X3[:0], labels=Z3[:0]), "sigmoid", "empty",
+          dict(logits=X3[:0], labels=Z3[:0])),
+    Check(SIGMOID, "integer labels", "labels int64 [0, 1, 0]",
+          dict(logits=X3, labels=np.array([0, 1, 0])), "sigmoid", "dtype",
+          dict(logits=X3, labels=np.array([0.0, 1.0, 0.0], F32))),
+    Check(SIGMOID, "mixed float dtypes", "logits float32, labels float64",
+          dict(logits=X3, labels=Z3.astype(np.float64)), "sigmoid", "dtype",
+          dict(logits=X3, labels=Z3)),
+    Check(SIGMOID, "strided input", "logits a view with stride 2",
+          dict(logits=np.repeat(X3, 2)[::2], labels=Z3), "sigmoid", "strided",
+          dict(logits=X3, labels=Z3)),
+    Check(SIGMOID, "broadcast labels", "logits (3,), labels (1,) = [1]",
+          dict(logits=X3, labels=np.ones(1, F32)), "sigmoid", "shape", None),
+    Check(SPARSE, "class index -1", "labels [-1, 0] for 3 classes",
+          dict(logits=X23, labels=np.array([-1, 0])), "sparse", "index", None),
+    Check(SPARSE, "class index == classes", "labels [3, 0] for 3 classes",
+          dict(logits=X23, labels=np.array([3, 0])), "sparse", "index", None),
+    Check(SPARSE, "one class", "logits (2, 1), labels [0, 0]: always 0 (NLABELS = 1)",
+          dict(logits=X23[:, :1], labels=np.array([0, 0])), "sparse", "one-class",
+          dict(logits=X23[:, :1], labels=np.array([0, 0]))),
+    Check(SPARSE, "empty batch", "logits (0, 3), labels (0,)",
+          dict(logits=X23[:0], labels=np.array([], dtype=np.int64)), "sparse", "empty",
+          dict(logits=X23[:0], labels=np.array([], dtype=np.int64))),
+    Check(SPARSE, "float class indices", "labels float32 [1.0, 2.0]",
+          dict(logits=X23, labels=np.array([1.0, 2.0], F32)), "sparse", "dtype",
+          dict(logits=X23, labels=np.array([1, 2]))),
+    Check(SPARSE, "strided input", "logits a column-strided view",
+          dict(logits=np.repeat(X23, 2, axis=1)[:, ::2], labels=np.array([1, 2])), "sparse",
+          "strided", dict(logits=X23, labels=np.array([1, 2]))),
+    Check(SOFTMAX, "shape mismatch", "logits (2, 3), labels (2, 2)",
+          dict(logits=X23, labels=Z23[:, :2]), "softmax", "shape", None),
+    Check(SOFTMAX, "one class", "logits (2, 1), labels [[1], [1]]: always 0 (NLABELS = 1)",
+          dict(logits=X23[:, :1], labels=np.ones((2, 1), F32)), "softmax", "one-class",
+          dict(logits=X23[:, :1], labels=np.ones((2, 1), F32))),
+    Check(SOFTMAX, "empty batch", "logits (0, 3), labels (0, 3)",
+          dict(logits=X23[:0], labels=Z23[:0]), "softmax", "empty",
+          dict(logits=X23[:0], labels=Z23[:0])),
+    Check(SOFTMAX, "broadcast labels", "logits (2, 3), labels (1, 3)",
+          dict(logits=X23, labels=Z23[:1]), "softmax", "shape", None),
+    Check(SOFTMAX, "label above 1", "labels [[2, 0, 0], ...]",
+          dict(logits=X23, labels=np.array([[2.0, 0, 0], [0, 0, 1]], F32)), "softmax", "labels",
+          None),
+    Check(BCE, "probability above 1", "probs = 1.5",
+          dict(probs=np.full(3, 1.5, F32), labels=Z3), "bce", "probs", None),
+    Check(BCE, "probability below 0", "probs = -0.5",
+          dict(probs=np.full(3, -0.5, F32), labels=Z3), "bce", "probs", None),
+    Check(BCE, "label above 1", "labels = 1.5",
+          dict(probs=P3, labels=np.full(3, 1.5, F32)), "bce", "labels", None),
+    Check(BCE, "empty batch", "probs (0,), labels (0,)",
+          dict(probs=P3[:0], labels=Z3[:0]), "bce", "empty", dict(probs=P3[:0], labels=Z3[:0])),
+)  # fmt: skip
+
+
+def _doc(impl, family: str, about: str):
+    """A compiled twin is held to its eager impl's documentation; Keras to TensorFlow's
+    where it says nothing itself (it calls the tf.nn ops on its TF backend)."""
+    from lossfuzz.harness.registry import CONTRACT_DOCS
+
+    fw = impl.framework
+    found = CONTRACT_DOCS.get((fw, family, about))
     if found is None and fw == "keras":
-        found = DOCS.get(("tf", kind, check))  # Keras calls the tf.nn ops on its TF backend
+        found = CONTRACT_DOCS.get(("tf", family, about))
     return found or ("either", "not stated in the documentation", "")
 
 
-def _checks(loss: str) -> list[tuple]:
-    """(check id, description, inputs, kind, doc check, oracle inputs or None (invalid))."""
-    f32 = np.float32
-    x3 = np.array([-2.0, 0.5, 3.0], dtype=f32)
-    z3 = np.array([0.0, 1.0, 0.25], dtype=f32)
-    if loss == "sigmoid_cross_entropy_with_logits":
-        k = "sigmoid"
-        return [
-            (
-                "shape mismatch",
-                "logits (3,), labels (2,)",
-                dict(logits=x3, labels=z3[:2]),
-                k,
-                "shape",
-                None,
-            ),
-            (
-                "label above 1",
-                "labels = 1.5",
-                dict(logits=x3, labels=np.full(3, 1.5, f32)),
-                k,
-                "labels",
-                None,
-            ),
-            (
-                "label below 0",
-                "labels = -0.5",
-                dict(logits=x3, labels=np.full(3, -0.5, f32)),
-                k,
-                "labels",
-                None,
-            ),
-            (
-                "empty batch",
-                "logits (0,), labels (0,)",
-                dict(logits=x3[:0], labels=z3[:0]),
-                k,
-                "empty",
-                dict(logits=x3[:0], labels=z3[:0]),
-            ),
-            (
-                "integer labels",
-                "labels int64 [0, 1, 0]",
-                dict(logits=x3, labels=np.array([0, 1, 0])),
-                k,
-                "dtype",
-                dict(logits=x3, labels=np.array([0.0, 1.0, 0.0], f32)),
-            ),
-            (
-                "mixed float dtypes",
-                "logits float32, labels float64",
-                dict(logits=x3, labels=z3.astype(np.float64)),
-                k,
-                "dtype",
-                dict(logits=x3, labels=z3),
-            ),
-            (
-                "strided input",
-                "logits a view with stride 2",
-                dict(logits=np.repeat(x3, 2)[::2], labels=z3),
-                k,
-                "strided",
-                dict(logits=x3, labels=z3),
-            ),
-            (
-                "broadcast labels",
-                "logits (3,), labels (1,) = [1]",
-                dict(logits=x3, labels=np.ones(1, f32)),
-                k,
-                "shape",
-                None,
-            ),
-        ]
-    x23 = np.array([[2.0, -1.0, 0.5], [0.0, 0.0, 9.0]], dtype=f32)
-    if loss == "sparse_softmax_cross_entropy_with_logits":
-        k = "sparse"
-        return [
-            (
-                "class index -1",
-                "labels [-1, 0] for 3 classes",
-                dict(logits=x23, labels=np.array([-1, 0])),
-                k,
-                "index",
-                None,
-            ),
-            (
-                "class index == classes",
-                "labels [3, 0] for 3 classes",
-                dict(logits=x23, labels=np.array([3, 0])),
-                k,
-                "index",
-                None,
-            ),
-            (
-                "one class",
-                "logits (2, 1), labels [0, 0]: always 0 (NLABELS = 1)",
-                dict(logits=x23[:, :1], labels=np.array([0, 0])),
-                k,
-                "one-class",
-                dict(logits=x23[:, :1], labels=np.array([0, 0])),
-            ),
-            (
-                "empty batch",
-                "logits (0, 3), labels (0,)",
-                dict(logits=x23[:0], labels=np.array([], dtype=np.int64)),
-                k,
-                "empty",
-                dict(logits=x23[:0], labels=np.array([], dtype=np.int64)),
-            ),
-            (
-                "float class indices",
-                "labels float32 [1.0, 2.0]",
-                dict(logits=x23, labels=np.array([1.0, 2.0], f32)),
-                k,
-                "dtype",
-                dict(logits=x23, labels=np.array([1, 2])),
-            ),
-            (
-                "strided input",
-                "logits a column-strided view",
-                dict(logits=np.repeat(x23, 2, axis=1)[:, ::2], labels=np.array([1, 2])),
-                k,
-                "strided",
-                dict(logits=x23, labels=np.array([1, 2])),
-            ),
-        ]
-    if loss == "softmax_cross_entropy_with_logits":
-        k = "softmax"
-        z23 = np.array([[0.0, 1.0, 0.0], [0.25, 0.25, 0.5]], dtype=f32)
-        return [
-            (
-                "shape mismatch",
-                "logits (2, 3), labels (2, 2)",
-                dict(logits=x23, labels=z23[:, :2]),
-                k,
-                "shape",
-                None,
-            ),
-            (
-                "one class",
-                "logits (2, 1), labels [[1], [1]]: always 0 (NLABELS = 1)",
-                dict(logits=x23[:, :1], labels=np.ones((2, 1), f32)),
-                k,
-                "one-class",
-                dict(logits=x23[:, :1], labels=np.ones((2, 1), f32)),
-            ),
-            (
-                "empty batch",
-                "logits (0, 3), labels (0, 3)",
-                dict(logits=x23[:0], labels=z23[:0]),
-                k,
-                "empty",
-                dict(logits=x23[:0], labels=z23[:0]),
-            ),
-            (
-                "broadcast labels",
-                "logits (2, 3), labels (1, 3)",
-                dict(logits=x23, labels=z23[:1]),
-                k,
-                "shape",
-                None,
-            ),
-            (
-                "label above 1",
-                "labels [[2, 0, 0], ...]",
-                dict(logits=x23, labels=np.array([[2.0, 0, 0], [0, 0, 1]], f32)),
-                k,
-                "labels",
-                None,
-            ),
-        ]
-    if loss == "binary_crossentropy":
-        k = "bce"
-        p3 = np.array([0.25, 0.5, 0.75], dtype=f32)
-        return [
-            (
-                "probability above 1",
-                "probs = 1.5",
-                dict(probs=np.full(3, 1.5, f32), labels=z3),
-                k,
-                "probs",
-                None,
-            ),
-            (
-                "probability below 0",
-                "probs = -0.5",
-                dict(probs=np.full(3, -0.5, f32), labels=z3),
-                k,
-                "probs",
-                None,
-            ),
-            (
-                "label above 1",
-                "labels = 1.5",
-                dict(probs=p3, labels=np.full(3, 1.5, f32)),
-                k,
-                "labels",
-                None,
-            ),
-            (
-                "empty batch",
-                "probs (0,), labels (0,)",
-                dict(probs=p3[:0], labels=z3[:0]),
-                k,
-                "empty",
-                dict(probs=p3[:0], labels=z3[:0]),
-            ),
-        ]
-    return []
-
-
-def _verdict(expect: str, obs: dict, oracle_inputs: dict | None, loss: str, impl) -> str:
+def _verdict(expect: str, obs: dict, oracle_inputs: dict | None, loss: str) -> str:
     if oracle_inputs is None:  # the input is outside the loss's domain or contract
         if "raised" in obs:
             return "ok: raises"
@@ -512,32 +309,31 @@ def _verdict(expect: str, obs: dict, oracle_inputs: dict | None, loss: str, impl
     return f"SILENT WRONG ANSWER: relative error {worst:.3g} from the exact value"
 
 
-def contracts() -> list[dict]:
+def contracts() -> list[ContractRow]:
     rows = []
-    for loss in FRAMEWORK_IMPLS:
-        for check, what, inputs, kind, doc_check, oracle_inputs in _checks(loss):
-            for impl in _impls(loss):
-                expect, promise, source = _doc(impl, kind, doc_check)
-                obs = observe(impl, inputs)
-                rows.append(
-                    {
-                        "loss": loss,
-                        "impl": impl.id,
-                        "check": check,
-                        "input": what,
-                        "documented": promise,
-                        "source": source,
-                        "observed": _observed_text(obs),
-                        "verdict": _verdict(expect, obs, oracle_inputs, loss, impl),
-                    }
+    for check in CHECKS:
+        for impl in _impls(check.loss):
+            expect, promise, source = _doc(impl, check.family, check.about)
+            obs = observe(impl, check.inputs)
+            rows.append(
+                ContractRow(
+                    check.loss,
+                    impl.id,
+                    check.name,
+                    check.input,
+                    promise,
+                    source,
+                    _observed_text(obs),
+                    _verdict(expect, obs, check.valid, check.loss),
                 )
+            )
     return rows
 
 
 # ------------------------------------------------------------------ pitfalls
 
 
-def pitfalls() -> list[dict]:
+def pitfalls() -> list[Pitfall]:
     """The seeds' misuses, each with the input that shows it and the size of the error."""
     ev = oracles.exact
     out = []
@@ -606,14 +402,9 @@ def pitfalls() -> list[dict]:
             "error": "the optimum predicts sigmoid = 0.5 for classes that are both present",
         }
     )
-    return out
+    return [Pitfall(**p) for p in out]
 
 
-def run() -> dict:
+def run() -> Contracts:
     """The three tables; frameworks that are not installed are left out."""
-    return {
-        "schema": SCHEMA,
-        "contracts": contracts(),
-        "special_values": special_values(),
-        "pitfalls": pitfalls(),
-    }
+    return Contracts(tuple(contracts()), tuple(special_values()), tuple(pitfalls()))

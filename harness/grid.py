@@ -15,6 +15,7 @@ import math
 from functools import cache
 
 import numpy as np
+
 from lossfuzz.harness.strategies import _ordinal_step, danger_points
 from lossfuzz.oracles import get_format, get_loss
 

@@ -1,8 +1,11 @@
-"""Impls in worker processes: a crash, a hang or a runaway allocation is a finding, not our end.
+"""Who calls an impl: this process, or a worker process for which a crash, a hang or a
+runaway allocation is a finding, not our end.
 
-A ``Worker`` is a child process (started with "spawn": frameworks do not survive a
-fork) that receives (impl, inputs, dtype, wrt) over a pipe and sends back the
-answer, or the exception it raised. The parent waits at most ``timeout`` seconds:
+A caller has one method, ``answer(impl, inputs, quantity)``, which returns the
+impl's answer as a NumPy array or raises. ``IN_PROCESS`` calls the impl here. A
+``Worker`` is a child process (started with "spawn": frameworks do not survive a
+fork) that receives (impl id, loss, inputs, quantity) over a pipe and sends back
+the answer, or the exception it raised. The parent waits at most ``timeout`` seconds:
 
     the child sends an answer          -> the answer
     the child sends an exception       -> ImplFailed("error", "TypeName: message")
@@ -25,6 +28,9 @@ import traceback
 
 import numpy as np
 
+from lossfuzz.harness.errors import first_line
+from lossfuzz.harness.results import VALUE, Quantity
+
 DEFAULT_TIMEOUT = 60.0  # seconds per call: TensorFlow's first call in a fresh child takes ~5
 DEFAULT_MEMORY_LIMIT = 16 * 2**30  # bytes of address space per child
 
@@ -36,6 +42,19 @@ class ImplFailed(Exception):
         super().__init__(message)
         self.kind = kind
         self.message = message
+
+
+class InProcess:
+    """Calls impls in this process: fast, and unprotected against crashes and hangs."""
+
+    def answer(self, impl, inputs: dict, quantity: Quantity = VALUE) -> np.ndarray:
+        return np.asarray(impl.answer(inputs, quantity))
+
+    def stop(self) -> None:
+        pass
+
+
+IN_PROCESS = InProcess()
 
 
 def _resolve(impl_id: str, loss: str):
@@ -60,21 +79,14 @@ def _serve(conn, memory_limit: int | None) -> None:
             request = conn.recv()
         except (EOFError, OSError):
             return
-        impl_id, loss, cast, dtype, wrt, reduce = request
+        impl_id, loss, inputs, quantity = request
         try:
-            impl = _resolve(impl_id, loss)
-            if reduce is not None:
-                answer = np.asarray(impl.reduce(cast, dtype, *reduce))
-            elif wrt is None:
-                answer = np.asarray(impl(cast, dtype))
-            else:
-                answer = np.asarray(impl.gradient(cast, dtype, wrt))
+            answer = np.asarray(_resolve(impl_id, loss).answer(inputs, quantity))
             reply = ("ok", answer)
         except MemoryError as exc:
             reply = ("crash", f"MemoryError: out of memory {exc}".strip())
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            reply = ("error", f"{type(exc).__name__}: {first}"[:500])
+            reply = ("error", first_line(exc))
             if os.environ.get("LOSSFUZZ_DEBUG"):
                 traceback.print_exc()
         try:
@@ -95,6 +107,8 @@ def _death(exitcode: int | None) -> str:
 
 
 class Worker:
+    """A caller that runs each impl in a child process of its own."""
+
     def __init__(self, timeout: float = DEFAULT_TIMEOUT, memory_limit: int | None = None):
         self.timeout = timeout
         self.memory_limit = DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit
@@ -118,19 +132,22 @@ class Worker:
             self._conn.close()
         self._proc = self._conn = None
 
-    def call(self, impl, cast: dict, dtype: str, wrt: str | None = None, reduce=None) -> np.ndarray:
+    def _died(self) -> ImplFailed:
+        self._proc.join(5)
+        code = self._proc.exitcode
+        self.stop()
+        return ImplFailed("crash", _death(code))
+
+    def answer(self, impl, inputs: dict, quantity: Quantity = VALUE) -> np.ndarray:
         if self._proc is None or not self._proc.is_alive():
             if self._proc is not None:
                 self.restarts += 1
             self.stop()
             self._start()
         try:
-            self._conn.send((impl.id, impl.loss, cast, dtype, wrt, reduce))
+            self._conn.send((impl.id, impl.loss, inputs, quantity))
         except (BrokenPipeError, OSError):
-            self._proc.join(5)
-            code = self._proc.exitcode
-            self.stop()
-            raise ImplFailed("crash", _death(code)) from None
+            raise self._died() from None
         if not self._conn.poll(self.timeout):
             self.stop()
             raise ImplFailed(
@@ -139,10 +156,7 @@ class Worker:
         try:
             kind, value = self._conn.recv()
         except (EOFError, OSError):
-            self._proc.join(5)
-            code = self._proc.exitcode
-            self.stop()
-            raise ImplFailed("crash", _death(code)) from None
+            raise self._died() from None
         if kind == "ok":
             return value
         if kind == "crash":

@@ -15,6 +15,8 @@ import json
 import os
 
 from lossfuzz.harness.errors import UsageError
+from lossfuzz.harness.jsonio import DataError, Fields, loads
+from lossfuzz.harness.results import Cell, CellKey, Finding
 
 SCHEMA = "lossfuzz/run-journal/1"
 PARTIAL_EVERY = 5.0  # seconds between rewrites of the incomplete results file
@@ -25,18 +27,16 @@ def path_for(out: str) -> str:
 
 
 def plan_key(selection, seed: int, budget, tolerance: float) -> dict:
-    from lossfuzz.harness.results import cell_name
-
     return {
         "seed": seed,
         "budget": budget,
         "tolerance": tolerance,
-        "cells": [cell_name(i.id, d, w, r) for i, d, w, r in selection.cells],
+        "cells": [spec.key.name for spec in selection.cells],
     }
 
 
 def read(path: str, plan: dict) -> dict:
-    """{cell name: (record, findings)} from a journal written for the same plan."""
+    """{CellKey: (Cell, findings)} from a journal written for the same plan."""
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().split("\n")
@@ -44,11 +44,11 @@ def read(path: str, plan: dict) -> dict:
         return {}
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the journal ({exc.strerror})") from None
+    if not lines[0].strip():
+        return {}
     try:
-        head = json.loads(lines[0])
-    except (json.JSONDecodeError, IndexError):
-        if not lines[0].strip():
-            return {}
+        head = loads(lines[0], path)
+    except DataError:
         raise UsageError(f"{path}: not a lossfuzz run journal") from None
     if not isinstance(head, dict) or head.get("schema") != SCHEMA:
         raise UsageError(f"{path}: not a lossfuzz run journal")
@@ -58,12 +58,24 @@ def read(path: str, plan: dict) -> dict:
             "remove it or drop --resume"
         )
     done = {}
-    for line in lines[1:]:
+    for n, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        what = f"{path}: line {n}"
         try:
-            rec = json.loads(line)
-            done[rec["cell"]] = (rec["record"], rec["findings"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue  # the torn tail of a killed run
+            raw = loads(line, what)
+        except DataError:
+            continue  # a line torn by a kill (the run then resumed on a new line)
+        try:
+            rec = Fields(raw, what)
+            key = CellKey.parse(rec.str("cell"))
+            cell = Cell.from_fields(rec.sub("record"))
+            findings = [Finding.from_fields(f) for f in rec.items("findings")]
+        except (DataError, ValueError):
+            raise UsageError(
+                f"{what}: a damaged record; remove the journal or drop --resume"
+            ) from None
+        done[key] = (cell, findings)
     return done
 
 
@@ -93,8 +105,14 @@ class Writer:
         self.file.flush()
         os.fsync(self.file.fileno())
 
-    def cell(self, name: str, record: dict, findings: list) -> None:
-        self._line({"cell": name, "record": record, "findings": findings})
+    def cell(self, key: CellKey, record: Cell, findings: list[Finding]) -> None:
+        self._line(
+            {
+                "cell": key.name,
+                "record": record.to_json(),
+                "findings": [f.to_json() for f in findings],
+            }
+        )
 
     def close(self, remove: bool = False) -> None:
         self.file.close()

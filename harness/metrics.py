@@ -1,7 +1,9 @@
 """Score an implementation's answer against the oracle: ULP error and finding class.
 
-The classes are DESIGN.md's. ``classify`` decides them in a fixed order so that
-one answer gets one class: NaN before infinities before signs before size.
+The classes are the design's. One rule order decides them, so that one answer gets
+one class: NaN before infinities before signs before size. ``class_codes`` applies
+it to whole arrays; the exact path (mpmath values), the fast path (bounded float64
+values) and ``classify`` (one answer) all go through it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import math
 from dataclasses import dataclass
 
 import mpmath
+import numpy as np
+
 from lossfuzz.harness.ulp import abs_error, ulp_error
 from lossfuzz.oracles.formats import Format
 
@@ -29,7 +33,9 @@ CLASSES = (
     "crash",
 )
 SEVERITY = {c: i for i, c in enumerate(CLASSES)}
+CODE = SEVERITY  # a class's code in the arrays of class_codes
 FINDING_CLASSES = CLASSES[2:]  # everything but exact and ok
+FAILURES = ("error", "timeout", "crash")  # the impl gave no answer
 DEFAULT_TOLERANCE = 4.0  # ULPs; a cell's policy may set its own
 
 EXPLANATIONS = {
@@ -60,9 +66,96 @@ class Score:
     abs_error: float
 
 
-def _same_bits(y: float, ref: float) -> bool:
-    """Equal as values (signed zero aside), or both NaN."""
-    return y == ref or (math.isnan(y) and math.isnan(ref))
+def same_answer(a: float, b: float) -> bool:
+    """Equal, or both NaN: +0 and -0 agree (the exact class sets signed zero aside)."""
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def class_codes(
+    y: np.ndarray,
+    reference: np.ndarray,
+    ulp: np.ndarray,
+    *,
+    positive: np.ndarray,
+    negative: np.ndarray,
+    exact_nan: np.ndarray | bool = False,
+    exact_inf: np.ndarray | float = 0.0,
+    tolerance: float,
+    is_loss: bool,
+) -> np.ndarray:
+    """The class code (an index into CLASSES) of each answer ``y``, by the one rule order:
+
+    1. the exact value is NaN: exact if y is NaN, else missed_nan;
+    2. y is NaN: nan;
+    3. the exact value is an infinity (``exact_inf`` +-inf, else 0): exact if y is the
+       same infinity, sign if the other, else missed_inf;
+    4. y is the correctly rounded ``reference`` (signed zero aside): exact;
+    5. y has the wrong sign (``positive``/``negative``: the exact value's sign where
+       known), or a loss is negative: sign;
+    6. y is infinite: overflow;
+    7. within ``tolerance`` ULP: ok (a zero one subnormal from the exact value is accurate);
+    8. y is 0 where the reference is not: underflow;
+    9. else inaccurate.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    shape = y.shape
+    exact_nan = np.broadcast_to(exact_nan, shape)
+    exact_inf = np.broadcast_to(np.asarray(exact_inf, dtype=np.float64), shape)
+    nan = np.isnan(y)
+    inf_exact = exact_inf != 0
+    wrong_sign = (y < 0) & positive | (y > 0) & negative | (y < 0) & is_loss
+    # np.select takes the first rule that holds: the order above
+    rules = [
+        (exact_nan & nan, "exact"),
+        (exact_nan, "missed_nan"),
+        (nan, "nan"),
+        (inf_exact & (y == exact_inf), "exact"),
+        (inf_exact & np.isinf(y), "sign"),
+        (inf_exact, "missed_inf"),
+        (y == reference, "exact"),
+        (wrong_sign, "sign"),
+        (np.isinf(y), "overflow"),
+        (ulp <= tolerance, "ok"),
+        ((y == 0) & (reference != 0), "underflow"),
+    ]
+    return np.select(
+        [m for m, _ in rules], [CODE[c] for _, c in rules], default=CODE["inaccurate"]
+    ).astype(np.int8)
+
+
+def exact_facts(exact: list[mpmath.mpf]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(NaN, infinity as +-inf else 0, positive, negative) of exact values."""
+    nan = np.array([bool(mpmath.isnan(e)) for e in exact], dtype=bool)
+    inf = np.array(
+        [float(e) if not n and mpmath.isinf(e) else 0.0 for e, n in zip(exact, nan)],
+        dtype=np.float64,
+    )
+    positive = np.array([not n and e > 0 for e, n in zip(exact, nan)], dtype=bool)
+    negative = np.array([not n and e < 0 for e, n in zip(exact, nan)], dtype=bool)
+    return nan, inf, positive, negative
+
+
+def classify_exact(
+    y, exact: list[mpmath.mpf], reference, fmt: Format, *, tolerance: float, is_loss: bool
+) -> list[Score]:
+    """The Score of each answer against exact (mpmath) values: ULP and absolute errors
+    computed exactly, the class by ``class_codes``."""
+    y = np.asarray(y, dtype=np.float64).ravel()
+    ulp = [ulp_error(g, e, fmt) for g, e in zip(y.tolist(), exact)]
+    err = [abs_error(g, e) for g, e in zip(y.tolist(), exact)]
+    nan, inf, positive, negative = exact_facts(exact)
+    codes = class_codes(
+        y,
+        np.asarray(reference, dtype=np.float64).ravel(),
+        np.asarray(ulp, dtype=np.float64),
+        positive=positive,
+        negative=negative,
+        exact_nan=nan,
+        exact_inf=inf,
+        tolerance=tolerance,
+        is_loss=is_loss,
+    )
+    return [Score(CLASSES[c], u, a) for c, u, a in zip(codes.tolist(), ulp, err)]
 
 
 def classify(
@@ -74,29 +167,5 @@ def classify(
     tolerance: float = DEFAULT_TOLERANCE,
     is_loss: bool = False,
 ) -> Score:
-    """Class, ULP error and absolute error of answer ``y`` (already a float of ``fmt``)."""
-    y = float(y)
-    reference = float(reference)
-    ulp = ulp_error(y, exact, fmt)
-    err = abs_error(y, exact)
-
-    def score(cls: str) -> Score:
-        return Score(cls, ulp, err)
-
-    if mpmath.isnan(exact):
-        return score("exact" if math.isnan(y) else "missed_nan")
-    if math.isnan(y):
-        return score("nan")
-    if mpmath.isinf(exact):
-        if y == float(exact):
-            return score("exact")
-        return score("sign" if math.isinf(y) else "missed_inf")
-    if _same_bits(y, reference):
-        return score("exact")
-    if (y < 0 < exact) or (y > 0 > exact) or (is_loss and y < 0):
-        return score("sign")
-    if math.isinf(y):
-        return score("overflow")
-    if ulp <= tolerance:  # a zero one subnormal away from the exact value is accurate
-        return score("ok")
-    return score("underflow" if y == 0 and reference != 0 else "inaccurate")
+    """Class, ULP error and absolute error of one answer ``y`` (already a float of ``fmt``)."""
+    return classify_exact([y], [exact], [reference], fmt, tolerance=tolerance, is_loss=is_loss)[0]

@@ -11,6 +11,8 @@ impls: it is called with the inputs as NumPy arrays, by name::
     @implementation("mypkg:my_bce", loss="sigmoid_cross_entropy_with_logits")
     def my_bce(logits, labels): ...
 
+Every impl answers through one call, ``Impl.answer(inputs, quantity)``: its values,
+the gradient of their sum with respect to one input, or the reduction of a batch.
 Inputs arrive as ``oracles.cast_inputs`` returns them (arrays of the case's dtype,
 class indices as int64, the class axis last). Listing impls imports no framework;
 ``skipped_reason`` says, in one line, why a framework cannot be loaded. Packages
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,20 +32,20 @@ from functools import cache
 from importlib import metadata
 
 import numpy as np
-from lossfuzz.harness.backends import AUTODIFF, BACKENDS, Autodiff, Backend, quiet_stderr
+
+from lossfuzz.harness.backends import (
+    AUTODIFF,
+    BACKENDS,
+    FRAMEWORK_MODULES,
+    Autodiff,
+    Backend,
+    quiet_stderr,
+)
 from lossfuzz.harness.backends.modes import MODES, Mode, pad_rows
-from lossfuzz.harness.errors import UsageError
+from lossfuzz.harness.errors import UsageError, first_line
+from lossfuzz.harness.results import VALUE, Quantity
 from lossfuzz.oracles import DTYPES, UnknownName, get_loss
 
-BACKEND_MODULES = (
-    "lossfuzz.harness.backends.naive",
-    "lossfuzz.harness.backends.torch_impls",
-    "lossfuzz.harness.backends.tf_impls",
-    "lossfuzz.harness.backends.keras_impls",
-    "lossfuzz.harness.backends.scipy_impls",
-    "lossfuzz.harness.backends.jax_impls",
-    "lossfuzz.harness.backends.compiled",  # after the eager backends: it registers their twins
-)
 ENTRY_POINT_GROUP = "lossfuzz.impls"
 
 
@@ -61,14 +64,14 @@ class Deviation:
     # wrt), "d/dlabels" (one wrt) or "*" (all)
     quantity: str = "value"
 
-    def applies(self, wrt: str | None, reduce=None) -> bool:
+    def applies(self, quantity: Quantity) -> bool:
         if self.quantity == "*":
             return True
-        if reduce is not None:
+        if quantity.kind == "reduction":
             return self.quantity in ("value", "reduction")
-        if wrt is None:
+        if quantity.kind == "value":
             return self.quantity == "value"
-        return self.quantity in ("grad", f"d/d{wrt}")
+        return self.quantity in ("grad", quantity.label)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,15 @@ class Impl:
     @property
     def compiled(self) -> Mode | None:
         return MODES[self.mode] if self.mode else None
+
+    @property
+    def framework(self) -> str | None:
+        """The library whose documentation the impl follows (tf, keras, torch, jax), or
+        None for hand-written formulas and user code."""
+        if self.call is None:
+            return None
+        base = self.compiled.base if self.compiled else self.runtime
+        return BACKENDS[base].framework if base in BACKENDS else None
 
     @property
     def signature(self) -> str:
@@ -129,38 +141,59 @@ class Impl:
         that the call uses, given an autodiff for its backend."""
         if self.autodiff is None:
             return ()
+        from lossfuzz.oracles.api import WRT
         from lossfuzz.oracles.gradients import GRADIENTS
 
         uses = frozenset(_compiled(self.call).co_names)
-        known = [w for w in oracles_wrt() if (self.loss, w) in GRADIENTS and w in uses]
+        known = [w for w in WRT if (self.loss, w) in GRADIENTS and w in uses]
         if self.grad_wrt is not None:
             known = [w for w in known if w in self.grad_wrt]
         return tuple(known)
 
-    def gradient(self, inputs: dict, dtype: str, wrt: str) -> np.ndarray:
-        """d sum(impl(inputs)) / d inputs[wrt] through the backend's autodiff, as NumPy."""
+    def quantities(self, batches: tuple[int, ...]) -> list[Quantity]:
+        """Everything this impl can be measured on: its values, each reduction it has over
+        each batch size, and each gradient."""
+        return (
+            [VALUE]
+            + [Quantity.reduce(r, b) for r in ("mean", "sum") if r in self.reduced for b in batches]
+            + [Quantity.grad(w) for w in self.gradients]
+        )
+
+    def answer(self, inputs: dict, quantity: Quantity = VALUE) -> np.ndarray:
+        """The impl's answer for cast ``inputs``, as a NumPy array: its values; with a
+        gradient quantity d sum(values) / d inputs[wrt] through the backend's autodiff;
+        with a reduction quantity the reduction of the losses of the input rows repeated,
+        in order, to the batch size (the repeating runs in the framework, ``tile_code``).
+        """
+        # a framework's warnings (Keras on a single class, NumPy on overflow) are not
+        # findings and would bury the campaign's output; the answer is what is scored
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if quantity.kind == "reduction":
+                return self._run(self.reduced[quantity.reduction], inputs, quantity.batch)
+            if quantity.kind == "grad":
+                return self._gradient(inputs, quantity.wrt)
+            if self.function is not None:
+                return np.asarray(self.function(**self.arguments(inputs)))
+            return self._run(self.call, inputs)
+
+    def _gradient(self, inputs: dict, wrt: str) -> np.ndarray:
         ad = self.autodiff
         if ad is None or wrt not in self.gradients:
             raise ValueError(f"{self.id} has no gradient with respect to {wrt!r}")
         ns = dict(_grad_namespace(self, wrt))
-        n = None
-        if self.compiled and self.compiled.pad:
-            inputs, n = pad_rows(inputs)
+        inputs, n = self._padded(inputs)
         for name, value in inputs.items():
             ns[name] = ad.to_native(value) if isinstance(value, np.ndarray) else value
         params = self.signature if self.compiled else ""
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            exec(_compiled_step(ad, self.call, wrt, params), ns)
+        exec(_compiled_step(ad, self.call, wrt, params), ns)
         grad = ad.from_native(ns["grad"])
         return grad[:n] if n else grad
 
-    def reduce(self, inputs: dict, dtype: str, reduction: str, batch: int) -> np.ndarray:
-        """The impl's ``reduction`` of the losses of ``inputs``'s rows repeated, in order,
-        to ``batch`` rows; the repeating runs in the framework (see ``tile_code``)."""
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return self._run(self.reduced[reduction], inputs, batch)
+    def _padded(self, inputs: dict) -> tuple[dict, int | None]:
+        if self.compiled is not None and self.compiled.pad:
+            return pad_rows(inputs)
+        return inputs, None
 
     def _run(self, call: str, inputs: dict, batch: int | None = None) -> np.ndarray:
         """``call`` on the backend with the inputs as its tensors (rows tiled to ``batch``
@@ -168,8 +201,8 @@ class Impl:
         b = self.runner
         ns = dict(_namespace(self, call))
         n = None
-        if batch is None and self.compiled is not None and self.compiled.pad:
-            inputs, n = pad_rows(inputs)
+        if batch is None:
+            inputs, n = self._padded(inputs)
         for name, value in inputs.items():
             ns[name] = b.to_native(value) if isinstance(value, np.ndarray) else value
         if batch is not None:
@@ -190,16 +223,6 @@ class Impl:
         else:
             names = frozenset(_compiled(self.call).co_names)
         return {k: v for k, v in inputs.items() if names is None or k in names}
-
-    def __call__(self, inputs: dict, dtype: str) -> np.ndarray:
-        """The impl's answer for cast ``inputs``, as a NumPy array."""
-        # a framework's warnings (Keras on a single class, NumPy on overflow) are not
-        # findings and would bury the campaign's output; the answer is what is scored
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if self.function is not None:
-                return np.asarray(self.function(**self.arguments(inputs)))
-            return self._run(self.call, inputs)
 
 
 def _parameters(fn: Callable) -> frozenset | None:
@@ -250,12 +273,6 @@ def _grad_namespace(impl: Impl, wrt: str) -> dict:
     return ns
 
 
-def oracles_wrt() -> tuple[str, ...]:
-    from lossfuzz.oracles.api import WRT
-
-    return WRT
-
-
 def tile_code(backend: Backend, inputs: dict, batch: int) -> str:
     """Statements that repeat the rows of the input arrays, in order, to ``batch`` rows."""
     arrays = {k: v for k, v in inputs.items() if isinstance(v, np.ndarray) and v.ndim}
@@ -292,6 +309,17 @@ def labels_not_a_distribution(inputs: dict) -> bool:
 
 
 IMPLS: dict[str, Impl] = {}
+_ORIGIN: dict[str, str] = {}  # impl id -> the module that registered it
+# (framework, loss family, check) -> (expectation, promise, source): what each framework's
+# documentation says about its inputs; ``contracts.py`` holds the framework to it
+CONTRACT_DOCS: dict[tuple[str, str, str], tuple[str, str, str]] = {}
+
+
+def document(framework: str, table: dict) -> None:
+    """Record what ``framework`` documents: {(loss family, check): (expect, promise, url)},
+    expect being "raise" (the input is ruled out and must raise) or "either"."""
+    for (kind, check), doc in table.items():
+        CONTRACT_DOCS[(framework, kind, check)] = doc
 
 
 def implementation(
@@ -319,6 +347,9 @@ def implementation(
     unknown = set(dtypes) - set(DTYPES)
     if unknown:
         raise ValueError(f"{impl_id}: unknown dtypes {sorted(unknown)}")
+    if runtime not in BACKENDS and "numpy" not in BACKENDS:
+        importlib.import_module(FRAMEWORK_MODULES[0])  # NumPy: user code's runtime
+    origin = sys._getframe(1).f_globals.get("__name__", "")
     runtime = runtime or (backend if backend in BACKENDS else "numpy")
     if runtime not in BACKENDS:
         raise ValueError(f"{impl_id}: unknown runtime {runtime!r}")
@@ -326,6 +357,7 @@ def implementation(
     def register(function: Callable | None) -> Callable | None:
         if impl_id in IMPLS:
             raise ValueError(f"impl {impl_id!r} registered twice")
+        _ORIGIN[impl_id] = origin
         IMPLS[impl_id] = Impl(
             impl_id,
             loss,
@@ -359,6 +391,7 @@ def user_impl(spec: str, loss: str) -> Impl:
     impl_id = f"user:{spec}"
     if impl_id in IMPLS:
         return IMPLS[impl_id]
+    load_all()
     try:
         fn = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
@@ -371,11 +404,20 @@ def user_impl(spec: str, loss: str) -> Impl:
 
 @cache
 def load_all() -> dict[str, Impl]:
-    """Import the built-in backends and every ``lossfuzz.impls`` entry point."""
-    for module in BACKEND_MODULES:
+    """Import the built-in backends and every ``lossfuzz.impls`` entry point. The impls
+    come in a fixed order, whichever module was imported first: the framework modules'
+    (``FRAMEWORK_MODULES``), each in the order it registers them, then everything else."""
+    for module in FRAMEWORK_MODULES:
         importlib.import_module(module)
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         ep.load()
+    rank = {m: i for i, m in enumerate(FRAMEWORK_MODULES)}
+    ordered = sorted(
+        enumerate(IMPLS.values()),
+        key=lambda t: (rank.get(_ORIGIN.get(t[1].id), len(rank)), t[0]),
+    )
+    IMPLS.clear()
+    IMPLS.update((impl.id, impl) for _, impl in ordered)
     return IMPLS
 
 
@@ -394,16 +436,38 @@ def availability(module: str) -> str | None:
         with quiet_stderr():
             importlib.import_module(module)
     except Exception as exc:  # ImportError, or a framework failing in its own init
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        return f"{module} is not installed or failed to import ({type(exc).__name__}: {first})"
+        return f"{module} is not installed or failed to import ({first_line(exc)})"
     return None
 
 
-def skipped_reason(impl: Impl, wrt: str | None = None) -> str | None:
-    """Why the impl (its gradient, given ``wrt``) cannot run here, or None."""
-    modules = impl.modules if wrt is None else impl.autodiff.requires + impl.requires
+def skipped_reason(impl: Impl, quantity: Quantity = VALUE) -> str | None:
+    """Why the impl (its gradient, for a gradient quantity) cannot run here, or None."""
+    grad = quantity.kind == "grad"
+    modules = impl.autodiff.requires + impl.requires if grad else impl.modules
     for module in modules:
         reason = availability(module)
         if reason:
             return reason
     return impl.compiled.unavailable() if impl.compiled else None
+
+
+def framework_versions() -> dict[str, str | None]:
+    """The installed version of each framework the registry's impls need (by module name,
+    as the results file records them), and of the libraries every run uses."""
+    modules = ["numpy", "mpmath", "hypothesis", "ml_dtypes"]
+    for impl in load_all().values():
+        for m in impl.modules:
+            if m not in modules:
+                modules.append(m)
+    out = {}
+    dists = metadata.packages_distributions()
+    for module in modules:
+        version = None
+        for dist in dists.get(module, ()):
+            try:
+                version = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+        out[module] = version
+    return out

@@ -11,7 +11,9 @@ the eager impl and its compiled twin on the same inputs and prints both.
 from __future__ import annotations
 
 import numpy as np
+
 from lossfuzz.harness.registry import Impl, tile_code
+from lossfuzz.harness.results import VALUE, Quantity
 
 HEADER = "# lossfuzz reproducer: {impl} [{dtype}] computes {loss}\n"
 
@@ -44,10 +46,11 @@ def _inputs(impl: Impl, inputs: dict, wrt: str | None) -> list[str]:
     return lines
 
 
-def _compute(impl: Impl, inputs: dict, wrt: str | None, reduce=None) -> tuple[list[str], str]:
+def _compute(impl: Impl, inputs: dict, q: Quantity) -> tuple[list[str], str]:
     """The lines that compute the answer, and the variable that holds it."""
-    if reduce is not None:
-        reduction, batch = reduce
+    wrt = q.wrt
+    if q.kind == "reduction":
+        reduction, batch = q.reduction, q.batch
         call = impl.reduced[reduction]
         lines = [
             f"# the batch: these rows repeated, in order, to {batch} rows",
@@ -72,11 +75,12 @@ def _show(impl: Impl, wrt: str | None, var: str, index: int) -> str:
     return show.format(v=var, i=index)
 
 
-def _header(impl: Impl, dtype: str, wrt: str | None, reduce=None) -> str:
+def _header(impl: Impl, dtype: str, q: Quantity) -> str:
+    wrt = q.wrt
     if wrt is None:
         head = HEADER.format(impl=impl.id, dtype=dtype, loss=impl.loss).rstrip()
-        if reduce is not None:
-            head += f", reduced to its {reduce[0]} over {reduce[1]} rows"
+        if q.kind == "reduction":
+            head += f", reduced to its {q.reduction} over {q.batch} rows"
         mode = impl.compiled
         if mode is not None:
             head += f", {'compiled by' if mode.compiles else 'on'} {mode.what}"
@@ -94,16 +98,16 @@ def reproducer(
     exact: str,
     reference: float,
     index: int = 0,
-    wrt: str | None = None,
-    reduce=None,
+    quantity: Quantity = VALUE,
 ) -> str:
     """Python source that reruns ``impl`` on ``inputs`` (cast, class axis last) and prints
-    element ``index`` of its answer: the value, or with ``wrt`` the gradient of the sum
-    of the values with respect to that input, through the backend's autodiff; with
-    ``reduce`` = (reduction, batch), the reduction of the rows repeated to a batch."""
-    head = _header(impl, dtype, wrt, reduce)
+    element ``index`` of its answer: the value, or for a gradient quantity the gradient
+    of the sum of the values with respect to that input, through the backend's
+    autodiff; for a reduction, the reduction of the rows repeated to its batch size."""
+    wrt = quantity.wrt
+    head = _header(impl, dtype, quantity)
     lines = [head, *_imports(impl, wrt), *_inputs(impl, inputs, wrt)]
-    code, var = _compute(impl, inputs, wrt, reduce)
+    code, var = _compute(impl, inputs, quantity)
     lines += code
     lines.append(f'print("got:  ", {_show(impl, wrt, var, index)})')
     lines.append(_exact_line(exact, dtype, reference))
@@ -118,15 +122,15 @@ def twin_reproducer(
     exact: str,
     reference: float,
     index: int = 0,
-    wrt: str | None = None,
-    reduce=None,
+    quantity: Quantity = VALUE,
 ) -> str:
     """Python source that runs ``eager`` and its compiled twin on the same inputs and
-    prints element ``index`` of both answers (values, gradients with ``wrt``, or the
-    reduction of a tiled batch with ``reduce``)."""
-    what = "values" if wrt is None else f"d/d{wrt}"
-    if reduce is not None:
-        what = f"the {reduce[0]} over {reduce[1]} rows"
+    prints element ``index`` of both answers (values, gradients, or the reduction of a
+    tiled batch)."""
+    wrt, reduction = quantity.wrt, quantity.kind == "reduction"
+    what = "values" if wrt is None else quantity.label
+    if reduction:
+        what = f"the {quantity.reduction} over {quantity.batch} rows"
     head = (
         f"# lossfuzz reproducer: {eager.id} against {compiled.id} [{dtype}] ({compiled.loss}), "
         f"{what}: eager CPU and {compiled.compiled.what} disagree"
@@ -136,12 +140,12 @@ def twin_reproducer(
         if line not in lines:
             lines.append(line)
     lines += _inputs(compiled, inputs, wrt)
-    code, var = _compute(eager, inputs, wrt, reduce)
+    code, var = _compute(eager, inputs, quantity)
     lines += code
     lines.append(f"eager = {_show(eager, wrt, var, index)}")
-    if reduce is not None:  # the compiled twin gets the rows again, not the eager batch
+    if reduction:  # the compiled twin gets the rows again, not the eager batch
         lines += _inputs(compiled, inputs, wrt)
-    code, var = _compute(compiled, inputs, wrt, reduce)
+    code, var = _compute(compiled, inputs, quantity)
     lines += code
     lines.append(f"compiled = {_show(compiled, wrt, var, index)}")
     lines.append('print("eager:   ", eager)')

@@ -1,200 +1,411 @@
-"""The results file (DESIGN.md, schema v1): written atomically, read with clear errors.
+"""The results model: what a run measured, as frozen types, and the one reader and
+writer of the results file (the schema: docs/results.md).
 
-Floats that must round-trip are ``float.hex()`` strings with a readable repr
-beside them; NaN and infinities are "nan", "inf", "-inf".
+The runner, campaign, sweep, merge, contracts and the plugin produce these types;
+the gate, the HTML, Markdown and JUnit reports and ``lossfuzz repro`` read them.
+Nothing parses a display string back: a cell is named by its ``CellKey``, what it
+measures by its ``Quantity``.
+
+``Results.from_json`` validates everything once (types, finite numbers where they
+must be, known classes, sizes); an invalid file is one ``DataError`` naming the
+file, the field and the problem.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import platform
-import tempfile
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from importlib import metadata
+from types import MappingProxyType
 
-import mpmath
-import numpy as np
-from lossfuzz.harness.errors import UsageError
+from lossfuzz.harness.cases import Array, Inputs
+from lossfuzz.harness.jsonio import DataError, Fields, hexfloat, number, read_json
+from lossfuzz.harness.metrics import CLASSES, worst
+from lossfuzz.harness.quantity import VALUE, CellKey, Quantity, key_fields
+from lossfuzz.harness.records import Contracts, Twin
 
-SCHEMA = "lossfuzz/results/1"
+__all__ = [
+    "VALUE",
+    "Array",
+    "Cell",
+    "CellKey",
+    "Documented",
+    "Finding",
+    "Inputs",
+    "Profile",
+    "Quantity",
+    "Results",
+    "ResultsError",
+    "Skipped",
+    "key_fields",
+    "load_results",
+]
+
+SCHEMA = "lossfuzz/results/2"
+SCHEMAS_READ = ("lossfuzz/results/1", SCHEMA)
 
 
-class ResultsError(UsageError):
+class ResultsError(DataError):
     """A results file that is missing, malformed or of another schema."""
 
 
-def hexfloat(v: float) -> str:
-    v = float(v)
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return v.hex()
+# ------------------------------------------------------------------ findings and cells
 
 
-def unhex(s) -> float:
-    if isinstance(s, (int, float)):
-        return float(s)
-    return float(s) if s in ("nan", "inf", "-inf") else float.fromhex(s)
+@dataclass(frozen=True)
+class Documented:
+    """The documented mechanism that explains a finding, and where it is documented."""
+
+    what: str
+    source: str
 
 
-def number(v: float):
-    """A float for JSON: itself when finite, else its string name."""
-    v = float(v)
-    return v if math.isfinite(v) else hexfloat(v)
+@dataclass(frozen=True)
+class Finding:
+    """One wrong answer, shrunk and confirmed, with the one message form and a reproducer."""
+
+    key: CellKey
+    loss: str
+    cls: str
+    inputs: Inputs
+    index: int  # the element of the answer (a row's entry, a gradient's component)
+    exact: str  # the exact value, in decimal ("n/a" where the impl gave no answer)
+    reference: float | None  # the exact value correctly rounded to the dtype
+    got: float | None  # None: the impl raised, crashed or hung
+    ulp: float
+    abs_error: float
+    error: str | None
+    documented: Documented | None
+    message: str
+    reproducer: str
+    confirmed: bool = True
+    sweep_ulp: float | None = None  # a sweep's finding: the ULP error the sweep measured
+    sweep_at: tuple[int, ...] | None = None  # and where (chunk, label, position)
+
+    @property
+    def impl(self) -> str:
+        return self.key.impl
+
+    @property
+    def dtype(self) -> str:
+        return self.key.dtype
+
+    @property
+    def quantity(self) -> Quantity:
+        return self.key.quantity
+
+    def to_json(self) -> dict:
+        q = self.key.quantity
+        out = {
+            "loss": self.loss,
+            "impl": self.key.impl,
+            "dtype": self.key.dtype,
+            **q.to_json(),
+            "class": self.cls,
+            "inputs": self.inputs.to_json(self.key.dtype),
+            "index": self.index,
+            "exact": self.exact,
+            "reference": None if self.reference is None else hexfloat(self.reference),
+            "reference_repr": None if self.reference is None else repr(self.reference),
+            "got": None if self.got is None else hexfloat(self.got),
+            "got_repr": None if self.got is None else repr(self.got),
+            "ulp": number(self.ulp),
+            "abs_error": number(self.abs_error),
+            "error": self.error,
+            "documented": self.documented.what if self.documented else None,
+            "documented_source": self.documented.source if self.documented else None,
+            "confirmed": self.confirmed,
+            "message": self.message,
+            "reproducer": self.reproducer,
+        }
+        if self.sweep_ulp is not None:
+            out |= {"sweep_ulp": number(self.sweep_ulp), "sweep_at": list(self.sweep_at or ())}
+        return out
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> Finding:
+        key = key_fields(f)
+        documented = None
+        if f.has("documented"):
+            documented = Documented(
+                f.str("documented"), f.str("documented_source", optional=True, default="")
+            )
+        sweep_at = None
+        if f.has("sweep_at"):
+            at = f.list("sweep_at")
+            if not all(isinstance(i, int) and not isinstance(i, bool) for i in at):
+                f.fail("sweep_at", "expected integers")
+            sweep_at = tuple(at)
+        got = f.float("got", optional=True, nan=True)
+        return cls(
+            key=key,
+            loss=f.str("loss"),
+            cls=f.str("class", choices=CLASSES),
+            inputs=Inputs.from_fields(f, "inputs", key.dtype),
+            index=f.int("index", optional=True, default=0, minimum=0),
+            exact=f.str("exact", optional=True, default="n/a"),
+            reference=f.float("reference", optional=True, nan=True),
+            got=got,
+            ulp=f.float("ulp", minimum=0),
+            abs_error=f.float("abs_error", optional=True, default=math.inf, minimum=0),
+            error=f.str("error", optional=True),
+            documented=documented,
+            message=f.str("message"),
+            reproducer=f.str("reproducer"),
+            confirmed=f.bool("confirmed", optional=True, default=True),
+            sweep_ulp=f.float("sweep_ulp", optional=True, minimum=0),
+            sweep_at=sweep_at,
+        )
 
 
-def encode_inputs(inputs: dict, dtype: str) -> dict:
-    from lossfuzz.oracles import get_format
+@dataclass(frozen=True)
+class Profile:
+    """Error against input: the worst observation per bin of the plots' x axis."""
 
-    fmt = get_format(dtype)
-    out = {}
-    for name, value in inputs.items():
-        if isinstance(value, np.ndarray):
-            if value.dtype.kind in "iub":
-                out[name] = {
-                    "ints": value.astype(np.int64).ravel().tolist(),
-                    "shape": list(value.shape),
-                }
-            else:
-                flat = value.astype(np.float64).ravel().tolist()
-                out[name] = {
-                    "hex": [hexfloat(v) for v in flat],
-                    "repr": [fmt.short(v) for v in flat],
-                    "shape": list(value.shape),
-                }
-        else:
-            out[name] = value
-    return out
+    axis: str = "logit"
+    points: tuple[tuple[float, float, str, float, float], ...] = ()  # x, ulp, class, got, exact
 
+    def to_json(self) -> dict:
+        return {
+            "axis": self.axis,
+            "points": [
+                [number(x), number(u), c, number(g), number(e)] for x, u, c, g, e in self.points
+            ],
+        }
 
-def decode_inputs(encoded: dict, dtype: str) -> dict:
-    from lossfuzz.oracles import get_format
-
-    fmt = get_format(dtype)
-    out = {}
-    for name, value in encoded.items():
-        if isinstance(value, dict) and "ints" in value:
-            out[name] = np.asarray(value["ints"], dtype=np.int64).reshape(value["shape"])
-        elif isinstance(value, dict) and "hex" in value:
-            flat = [unhex(h) for h in value["hex"]]
-            out[name] = fmt.cast(np.asarray(flat, dtype=np.float64)).reshape(value["shape"])
-        else:
-            out[name] = value
-    return out
+    @classmethod
+    def from_fields(cls, f: Fields | None) -> Profile:
+        if f is None:
+            return cls()
+        points = []
+        for i, p in enumerate(f.list("points")):
+            if not (isinstance(p, list) and len(p) == 5 and p[2] in CLASSES):
+                f.fail(f"points[{i}]", "expected [x, ulp, class, got, exact]")
+            x, u, g, e = (
+                f.check_float(f"points[{i}]", v, nan=True) for v in (p[0], p[1], p[3], p[4])
+            )
+            points.append((x, u, p[2], g, e))
+        return cls(f.str("axis"), tuple(points))
 
 
-def exact_text(v: mpmath.mpf | None, digits: int = 20) -> str:
-    if v is None:
-        return "n/a"
-    return mpmath.nstr(v, digits)
+@dataclass(frozen=True)
+class Cell:
+    """One cell's measurements: its counts per class, its largest errors, its profile,
+    and for a compiled twin where it disagrees with its eager impl."""
+
+    key: CellKey
+    loss: str
+    cases: int
+    max_ulp: float
+    max_finite_ulp: float  # over the answers with a finite error: what inf hides
+    tolerance: float
+    counts: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    seconds: float = 0.0
+    autodiff: str | None = None  # how a gradient was taken
+    stopped: str | None = None  # why the search ended early (the impl crashed or hung)
+    twin: Twin | None = None
+    sweep: dict | None = None  # a sweep's cell: labels, range, ordinals, chunks, shard
+    profile: Profile = Profile()
+
+    def __post_init__(self):
+        ordered = {c: int(self.counts[c]) for c in CLASSES if self.counts.get(c)}
+        object.__setattr__(self, "counts", MappingProxyType(ordered))
+
+    @property
+    def impl(self) -> str:
+        return self.key.impl
+
+    @property
+    def dtype(self) -> str:
+        return self.key.dtype
+
+    @property
+    def quantity(self) -> Quantity:
+        return self.key.quantity
+
+    @property
+    def worst_class(self) -> str:
+        return worst(self.counts)
+
+    def to_json(self) -> dict:
+        out = {
+            "loss": self.loss,
+            "impl": self.key.impl,
+            "dtype": self.key.dtype,
+            **self.key.quantity.to_json(),
+            "autodiff": self.autodiff,
+            "cases": self.cases,
+            "max_ulp": number(self.max_ulp),
+            "max_finite_ulp": number(self.max_finite_ulp),
+            "tolerance": self.tolerance,
+            "counts": dict(self.counts),
+            "worst_class": self.worst_class,
+            "seconds": round(self.seconds, 3),
+        }
+        if self.stopped:
+            out["stopped"] = self.stopped
+        if self.twin is not None:
+            out |= self.twin.to_json(self.key.dtype)
+        if self.sweep is not None:
+            out["sweep"] = self.sweep
+        out["profile"] = self.profile.to_json()
+        return out
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> Cell:
+        key = key_fields(f)
+        counts = {}
+        raw = f.dict("counts")
+        for c, n in raw.items():
+            if c not in CLASSES:
+                f.fail("counts", f"unknown class {c[:40]!r}")
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                f.fail(f"counts.{c}", f"expected a count, got {n!r}"[:80])
+            counts[c] = n
+        sweep = f.dict("sweep", optional=True) if f.has("sweep") else None
+        return cls(
+            key=key,
+            loss=f.str("loss"),
+            cases=f.int("cases", minimum=0),
+            max_ulp=f.float("max_ulp", minimum=0),
+            max_finite_ulp=f.float("max_finite_ulp", optional=True, default=None, minimum=0)
+            if f.has("max_finite_ulp")
+            else f.float("max_ulp", minimum=0),
+            tolerance=f.float("tolerance", optional=True, default=4.0, minimum=0),
+            counts=MappingProxyType(counts),
+            seconds=f.float("seconds", optional=True, default=0.0, minimum=0),
+            autodiff=f.str("autodiff", optional=True),
+            stopped=f.str("stopped", optional=True),
+            twin=Twin.from_fields(f, key.dtype) if f.has("twin") else None,
+            sweep=sweep,
+            profile=Profile.from_fields(f.sub("profile", optional=True)),
+        )
 
 
-def versions() -> dict:
-    out = {"python": platform.python_version(), "lossfuzz": _version("lossfuzz")}
-    for dist, key in [
-        ("numpy", "numpy"),
-        ("mpmath", "mpmath"),
-        ("torch", "torch"),
-        ("tensorflow-cpu", "tensorflow"),
-        ("tensorflow", "tensorflow"),
-        ("keras", "keras"),
-        ("scipy", "scipy"),
-        ("scikit-learn", "sklearn"),
-        ("hypothesis", "hypothesis"),
-    ]:
-        if out.get(key) is None:
-            out[key] = _version(dist)
-    return out
+# ------------------------------------------------------------------ the results file
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
+@dataclass(frozen=True)
+class Skipped:
+    what: str  # an impl id, or a cell name
+    reason: str
+
+    def to_json(self) -> dict:
+        return {"impl": self.what, "reason": self.reason}
 
 
-def quantity_label(wrt: str | None, reduce=None) -> str:
-    """What a cell measures: "value"; "d/dlogits" for the gradient with respect to
-    logits; "mean of 1000000" for the mean of a batch of a million losses."""
-    if reduce:
-        reduction, batch = reduce
-        return f"{reduction} of {batch}"
-    return "value" if not wrt else f"d/d{wrt}"
+@dataclass(frozen=True)
+class Results:
+    """A run's results: its cells and findings, how it ran, and what it skipped."""
+
+    created: str
+    seed: int | None
+    budget: object  # fuzzed batches per cell, {"seconds": s}, a sweep's plan, or None
+    versions: MappingProxyType
+    cells: tuple[Cell, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    complete: bool = True
+    elapsed_seconds: float | None = None
+    skipped: tuple[Skipped, ...] = ()
+    contracts: Contracts | None = None
+    shard: tuple[int, int] | None = None  # (K, N): this file holds every N-th cell from the K-th
+    merged_from: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "versions", MappingProxyType(dict(self.versions)))
+
+    def findings_of(self, key: CellKey) -> tuple[Finding, ...]:
+        """A cell's findings, worst first (as the run listed them)."""
+        index = self.__dict__.get("_by_key")
+        if index is None:
+            index = {}
+            for f in self.findings:
+                index.setdefault(f.key, []).append(f)
+            object.__setattr__(self, "_by_key", index)
+        return tuple(index.get(key, ()))
+
+    def replace(self, **changes) -> Results:
+        return replace(self, **changes)
+
+    def to_json(self) -> dict:
+        out = {
+            "schema": SCHEMA,
+            "created": self.created,
+            "seed": self.seed,
+            "budget": self.budget,
+            "versions": dict(self.versions),
+            "complete": self.complete,
+            "elapsed_seconds": self.elapsed_seconds,
+            "skipped": [s.to_json() for s in self.skipped],
+            "cells": [c.to_json() for c in self.cells],
+            "findings": [f.to_json() for f in self.findings],
+        }
+        if self.contracts is not None:
+            out["contracts"] = self.contracts.to_json()
+        if self.shard is not None:
+            out["shard"] = {"index": self.shard[0], "count": self.shard[1]}
+        if self.merged_from is not None:
+            out["merged_from"] = self.merged_from
+        return out
+
+    @classmethod
+    def from_json(cls, data, what: str = "results") -> Results:
+        """Validate a decoded results file (schema v1 or v2) into Results."""
+        if not isinstance(data, dict) or "schema" not in data:
+            raise ResultsError(f"{what}: not a lossfuzz results file (no schema)")
+        if data["schema"] not in SCHEMAS_READ:
+            raise ResultsError(
+                f"{what}: schema {str(data['schema'])[:60]!r}, expected one of {SCHEMAS_READ}"
+            )
+        f = Fields(data, what)
+        try:
+            versions = {}
+            for k, v in f.dict("versions", optional=True).items():
+                if not (v is None or isinstance(v, str)):
+                    f.fail(f"versions.{k}", "expected a version string")
+                versions[k] = v
+            shard = None
+            if f.has("shard"):
+                s = f.sub("shard")
+                shard = (s.int("index", minimum=1), s.int("count", minimum=1))
+                if shard[0] > shard[1]:
+                    f.fail("shard", f"shard {shard[0]} of {shard[1]}")
+            budget = data.get("budget")
+            if isinstance(budget, bool) or not (budget is None or isinstance(budget, (int, dict))):
+                f.fail("budget", "expected a number of batches or an object")
+            return cls(
+                created=f.str("created", optional=True, default=""),
+                seed=f.int("seed", optional=True, minimum=0),
+                budget=budget,
+                versions=MappingProxyType(versions),
+                cells=tuple(Cell.from_fields(c) for c in f.items("cells")),
+                findings=tuple(Finding.from_fields(x) for x in f.items("findings")),
+                complete=f.bool("complete", optional=True, default=True),
+                elapsed_seconds=f.float("elapsed_seconds", optional=True, minimum=0),
+                skipped=tuple(
+                    Skipped(s.str("impl"), s.str("reason"))
+                    for s in f.items("skipped", optional=True)
+                ),
+                contracts=Contracts.from_fields(f.sub("contracts")) if f.has("contracts") else None,
+                shard=shard,
+                merged_from=f.int("merged_from", optional=True, minimum=1),
+            )
+        except DataError as exc:
+            raise ResultsError(str(exc)) from None
+
+    @classmethod
+    def load(cls, path: str) -> Results:
+        try:
+            data = read_json(path)
+        except DataError as exc:
+            raise ResultsError(str(exc)) from None
+        return cls.from_json(data, path)
 
 
-def cell_name(impl: str, dtype: str, wrt: str | None = None, reduce=None) -> str:
-    """A cell's name everywhere (gate, journal, JUnit): ``impl [dtype]``,
-    ``impl d/dlogits [dtype]`` for a gradient cell, ``impl mean of 1000 [dtype]``
-    for a reduction cell."""
-    label = quantity_label(wrt, reduce)
-    return f"{impl} [{dtype}]" if label == "value" else f"{impl} {label} [{dtype}]"
-
-
-def reduce_of(c: dict):
-    """A results cell's or finding's (reduction, batch), or None."""
-    return (c["reduction"], c["batch"]) if c.get("reduction") else None
-
-
-def cell_key(c: dict) -> str:
-    """The name of a results file's cell (or of a finding's cell)."""
-    return cell_name(c["impl"], c["dtype"], c.get("wrt"), reduce_of(c))
+def load_results(path: str) -> Results:
+    """Read and validate a results file (schema v1 or v2)."""
+    return Results.load(path)
 
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def write_atomic(path: str, data: dict) -> None:
-    """Write a results file as JSON, atomically."""
-    write_text_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    """Write to a temporary file beside ``path`` and rename it over: never half-written."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; an output file follows the umask
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def read_json(path: str, error: type[UsageError] = UsageError):
-    """A JSON file's content, or ``error`` with one line saying what is wrong with it."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise error(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise error(f"{path}: is a directory") from None
-    except PermissionError:
-        raise error(f"{path}: permission denied") from None
-    except json.JSONDecodeError as exc:
-        raise error(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    except UnicodeDecodeError:
-        raise error(f"{path}: not a text file") from None
-
-
-def load(path: str) -> dict:
-    data = read_json(path, ResultsError)
-    if not isinstance(data, dict) or "schema" not in data:
-        raise ResultsError(f"{path}: not a lossfuzz results file (no schema)")
-    if data["schema"] != SCHEMA:
-        raise ResultsError(f"{path}: schema {data['schema']!r}, expected {SCHEMA!r}")
-    for key in ("cells", "findings"):
-        if not isinstance(data.get(key), list):
-            raise ResultsError(f"{path}: missing or malformed {key!r}")
-    return data

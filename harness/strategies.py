@@ -22,6 +22,7 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
+
 from lossfuzz.oracles import get_format, get_loss
 from lossfuzz.oracles.formats import Format
 

@@ -26,22 +26,22 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from lossfuzz.harness import results as R
-from lossfuzz.harness.errors import UsageError
+
+from lossfuzz import oracles
+from lossfuzz.harness.errors import UsageError, first_line
 from lossfuzz.harness.journal import ends_torn
+from lossfuzz.harness.jsonio import hexfloat
 from lossfuzz.harness.metrics import (
     CLASSES,
+    CODE,
     DEFAULT_TOLERANCE,
     FINDING_CLASSES,
     SEVERITY,
-    classify,
-    worst,
+    classify_exact,
 )
-from lossfuzz.harness.ulp import ordinals
+from lossfuzz.harness.ulp import from_ordinals, ordinals
 from lossfuzz.oracles import fast
 from lossfuzz.oracles.api import evaluate_where
-
-from lossfuzz import oracles
 
 SWEEP_SCHEMA = "lossfuzz/sweep-journal/1"
 DEFAULT_CHUNK = 1 << 20
@@ -78,14 +78,6 @@ class Plan:
         if self.pos_weight != 1.0:
             d["pos_weight"] = self.pos_weight
         return d
-
-
-def from_ordinals(o: np.ndarray, fmt) -> np.ndarray:
-    """The floats of ``fmt`` with ordinals ``o`` (the inverse of ``ulp.ordinals``, +0 for 0)."""
-    sign = np.uint64(1) << np.uint64(fmt.bits - 1)
-    bits = np.where(o < 0, sign | (-o).astype(np.uint64), o.astype(np.uint64))
-    unsigned = {2: np.uint16, 4: np.uint32, 8: np.uint64}[fmt.numpy_dtype.itemsize]
-    return bits.astype(unsigned).view(fmt.numpy_dtype)
 
 
 def ordinal_range(dtype: str, value_range: tuple[float, float] | None, primary: str):
@@ -143,12 +135,12 @@ def sweep_chunk(plan: Plan, index: int, tolerance: float = DEFAULT_TOLERANCE) ->
 def _score_into(summary, impl, plan, cast, fmt, spec, tolerance, where) -> None:
     """Add one label's pass over a chunk to ``summary``; ``where`` = (chunk, label index)
     orders equal worst cases the same way however the chunks are split or scheduled."""
-    from lossfuzz.harness.runner import CODE, classify_fast
+    from lossfuzz.harness.scoring import classify_fast
 
     n = cast[spec.primary].size
     fv = fast.fast_values(spec.id, plan.dtype, cast)
     try:
-        got = np.asarray(impl(cast, plan.dtype)).astype(np.float64).ravel()
+        got = np.asarray(impl.answer(cast)).astype(np.float64).ravel()
         if got.size != n:
             raise ValueError(f"returned {got.size} values for {n} inputs")
     except Exception as exc:  # noqa: BLE001 - a failing impl is recorded, not our crash
@@ -157,14 +149,22 @@ def _score_into(summary, impl, plan, cast, fmt, spec, tolerance, where) -> None:
         first = {name: float(np.asarray(v).ravel()[0]) for name, v in _inputs(cast, 0).items()}
         summary["worst"].setdefault(
             "error",
-            {"inputs": first, "ulp": math.inf, "at": [*where, 0], "error": f"{exc}"[:300]},
+            {"inputs": first, "ulp": math.inf, "at": [*where, 0], "error": first_line(exc, 300)},
         )
         return
     codes, ulp, _, need = classify_fast(got, fv, fmt, tolerance, spec.is_loss)
     if need.any():  # rare: settle these on the exact path
         ev = evaluate_where(spec, plan.dtype, cast, need)
-        for i, exact, ref in zip(np.flatnonzero(need), ev.exact.ravel(), ev.reference.ravel()):
-            s = classify(got[i], exact, float(ref), fmt, tolerance=tolerance, is_loss=spec.is_loss)
+        picked = np.flatnonzero(need)
+        again = classify_exact(
+            got[picked],
+            ev.exact.ravel().tolist(),
+            ev.reference.astype(np.float64).ravel(),
+            fmt,
+            tolerance=tolerance,
+            is_loss=spec.is_loss,
+        )
+        for i, s in zip(picked.tolist(), again):
             codes[i], ulp[i] = CODE[s.cls], s.ulp
     summary["elements"] += n
     counts = np.bincount(codes, minlength=len(CLASSES))
@@ -310,22 +310,28 @@ def run(
     return data
 
 
-def results(plan: Plan, done: dict, tolerance: float, seconds: float) -> dict:
-    """The results file of a sweep: a cell per impl, the worst input of each class confirmed
+def results(plan: Plan, done: dict, tolerance: float, seconds: float):
+    """The Results of a sweep: a cell per impl, the worst input of each class confirmed
     on the exact path and written as a finding."""
-    from lossfuzz.harness import campaign
-    from lossfuzz.harness.registry import get_impl
-    from lossfuzz.harness.runner import Cell, confirm, score
+    from dataclasses import replace
+    from types import MappingProxyType
 
+    from lossfuzz.harness.campaign import versions
+    from lossfuzz.harness.cell import CellRun, axis_name
+    from lossfuzz.harness.findings import finding
+    from lossfuzz.harness.registry import get_impl
+    from lossfuzz.harness.results import Cell, Profile, Results, now
+    from lossfuzz.harness.scoring import Engine
+    from lossfuzz.harness.shrink import confirm, rescore
+
+    engine = Engine()
     cells, findings = [], []
     for impl_id in plan.impls:
         impl = get_impl(impl_id)
         total = _empty_summary()
         for i in sorted(done):
             merge_summary(total, done[i][impl_id])
-        cell = Cell(impl.loss, impl, plan.dtype, tolerance)
-        cell.cases = total["elements"]
-        cell.seconds = seconds
+        run = CellRun(impl, plan.dtype, tolerance=tolerance)
         kept = []
         for cls in sorted(total["worst"], key=SEVERITY.__getitem__, reverse=True):
             w = total["worst"][cls]
@@ -333,56 +339,49 @@ def results(plan: Plan, done: dict, tolerance: float, seconds: float) -> dict:
             if "label_smoothing" in impl.params:
                 inputs["label_smoothing"] = 0.0
             try:
-                (o,) = score(impl, plan.dtype, inputs, tolerance, exact=True)
+                (o,) = rescore(engine, run, inputs)
             except Exception:  # noqa: BLE001 - the lead cannot be re-scored alone
                 continue
-            if o.cls in FINDING_CLASSES and confirm(impl, plan.dtype, o, tolerance):
-                f = campaign.finding(cell, o)
-                f["sweep_ulp"], f["sweep_at"] = R.number(w["ulp"]), w["at"]
-                kept.append(f)
-        record = {
-            "loss": impl.loss,
-            "impl": impl.id,
-            "dtype": plan.dtype,
-            "quantity": "value",
-            "wrt": None,
-            "autodiff": None,
-            "cases": total["elements"],
-            "max_ulp": R.number(total["max_ulp"]),
-            "max_finite_ulp": R.number(total["max_finite_ulp"]),
-            "tolerance": tolerance,
-            "counts": {c: total["counts"][c] for c in CLASSES if total["counts"].get(c)},
-            "worst_class": worst(total["counts"]),
-            "worst": kept[0] if kept else None,
-            "seconds": round(seconds, 3),
-            "sweep": {
-                "labels": list(plan.labels),
-                "range": [_ordinal_value(plan.lo, plan.dtype), _ordinal_value(plan.hi, plan.dtype)],
-                "ordinals": [plan.lo, plan.hi],
-                "chunks": len(done),
-                "of_chunks": len(plan.chunks),
-                "shard": list(plan.shard),
-            },
-            "profile": {"axis": campaign._axis_name(impl.loss), "points": []},
-        }
-        cells.append(record)
+            if o.cls in FINDING_CLASSES and confirm(engine, run, o):
+                kept.append(replace(finding(run, o), sweep_ulp=w["ulp"], sweep_at=tuple(w["at"])))
+        cells.append(
+            Cell(
+                key=run.key,
+                loss=impl.loss,
+                cases=total["elements"],
+                max_ulp=total["max_ulp"],
+                max_finite_ulp=total["max_finite_ulp"],
+                tolerance=tolerance,
+                counts=MappingProxyType(total["counts"]),
+                seconds=seconds,
+                sweep={
+                    "labels": list(plan.labels),
+                    "range": [
+                        _ordinal_value(plan.lo, plan.dtype),
+                        _ordinal_value(plan.hi, plan.dtype),
+                    ],
+                    "ordinals": [plan.lo, plan.hi],
+                    "chunks": len(done),
+                    "of_chunks": len(plan.chunks),
+                    "shard": list(plan.shard),
+                },
+                profile=Profile(axis_name(impl.loss)),
+            )
+        )
         findings.extend(kept)
-    complete = set(done) >= set(plan.chunks)
-    shard = {"shard": {"index": plan.shard[0], "count": plan.shard[1]}} if plan.shard[1] > 1 else {}
-    return shard | {
-        "schema": R.SCHEMA,
-        "created": R.now(),
-        "seed": None,
-        "budget": {"sweep": {k: v for k, v in plan.key().items() if k != "shard"}},
-        "versions": R.versions(),
-        "complete": complete,
-        "elapsed_seconds": round(seconds, 3),
-        "skipped": [],
-        "cells": cells,
-        "findings": findings,
-    }
+    return Results(
+        created=now(),
+        seed=None,
+        budget={"sweep": {k: v for k, v in plan.key().items() if k != "shard"}},
+        versions=versions(),
+        cells=tuple(cells),
+        findings=tuple(findings),
+        complete=set(done) >= set(plan.chunks),
+        elapsed_seconds=round(seconds, 3),
+        shard=plan.shard if plan.shard[1] > 1 else None,
+    )
 
 
 def _ordinal_value(o: int, dtype: str) -> str:
     fmt = oracles.get_format(dtype)
-    return R.hexfloat(float(from_ordinals(np.array([o]), fmt).astype(np.float64)[0]))
+    return hexfloat(float(from_ordinals(np.array([o]), fmt).astype(np.float64)[0]))

@@ -29,3 +29,56 @@ if not _os.path.isdir(_os.path.join(_here, "harness")) and _os.path.isfile(
     _os.path.join(_root, "harness", "__init__.py")
 ):
     __path__.append(_root)  # noqa: F821  (a package's __path__)
+
+
+from lossfuzz.harness.results import (  # noqa: E402
+    Cell,
+    CellKey,
+    Finding,
+    Quantity,
+    Results,
+    load_results,
+)
+from lossfuzz.oracles import (  # noqa: E402
+    DomainError,
+    OracleUndecided,
+    exact,
+    gradient,
+    losses,
+    reference,
+)
+
+
+def check(fn, *, loss: str, dtype: str = "float32", max_ulp: float = 4.0, budget=None, seed=0):
+    """Fuzz ``fn`` against the oracle as an implementation of ``loss``; raise
+    ``LossCheckFailed`` (an AssertionError) with every distinct failure and its
+    reproducer. See ``lossfuzz.harness.check.check``."""
+    from lossfuzz.harness.check import check as _check
+
+    return _check(fn, loss=loss, dtype=dtype, max_ulp=max_ulp, budget=budget, seed=seed)
+
+
+def __getattr__(name: str):
+    if name == "LossCheckFailed":  # imports Hypothesis: only when asked for
+        from lossfuzz.harness.check import LossCheckFailed
+
+        return LossCheckFailed
+    raise AttributeError(f"module 'lossfuzz' has no attribute {name!r}")
+
+
+__all__ = [
+    "Cell",
+    "CellKey",
+    "DomainError",
+    "Finding",
+    "LossCheckFailed",
+    "OracleUndecided",
+    "Quantity",
+    "Results",
+    "check",
+    "exact",
+    "gradient",
+    "load_results",
+    "losses",
+    "reference",
+]

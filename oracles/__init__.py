@@ -2,7 +2,7 @@
 
     >>> from lossfuzz import oracles
     >>> oracles.reference("sigmoid_cross_entropy_with_logits", "float32", logits=-50.0, labels=0.0)
-    array(1.92875e-22, dtype=float32)
+    array(1.9287499e-22, dtype=float32)
 
 See DESIGN.md (oracle contract) and ``interval.py`` for how rounding is decided.
 """

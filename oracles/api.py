@@ -16,10 +16,11 @@ from fractions import Fraction
 
 import mpmath
 import numpy as np
+from mpmath.libmp import from_float, round_nearest
+
 from lossfuzz.oracles import interval
 from lossfuzz.oracles.formats import Format, get_format
 from lossfuzz.oracles.registry import Loss, get_loss
-from mpmath.libmp import from_float, round_nearest
 
 
 class DomainError(ValueError):

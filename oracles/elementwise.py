@@ -25,9 +25,10 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+from mpmath.libmp import finf, fnan, fninf, fone, fzero, mpf_cmp, mpf_neg, mpf_shift, mpf_sub
+
 from lossfuzz.oracles import interval as I
 from lossfuzz.oracles.registry import definition
-from mpmath.libmp import finf, fnan, fninf, fone, fzero, mpf_cmp, mpf_neg, mpf_shift, mpf_sub
 
 ONE = Fraction(1)
 

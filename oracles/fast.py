@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from lossfuzz.oracles.formats import Format, get_format
 
 RELATIVE = 2.0**-44
@@ -52,7 +53,7 @@ def round_to(v: np.ndarray, fmt: Format) -> np.ndarray:
     live = np.isfinite(v) & (v != 0)
     a = np.abs(v[live])
     _, e = np.frexp(a)  # a = m 2**e, m in [1/2, 1): the leading bit is 2**(e - 1)
-    k = np.maximum(e - 1, fmt.emin) - fmt.precision + 1  # ulp(a) = 2**k in the target
+    k = fmt.ulp_exponent(e - 1)  # ulp(a) = 2**k in the target
     q = np.ldexp(np.rint(np.ldexp(a, -k)), k)
     q[q > fmt.max_finite] = np.inf
     out[live] = np.copysign(q, v[live])

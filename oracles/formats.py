@@ -61,6 +61,20 @@ class Format:
         """log(min_subnormal / 2): exp(x) rounds to 0 below it (-103.97 for float32)."""
         return math.log(self.min_subnormal) - math.log(2.0)
 
+    def ulp_exponent(self, e):
+        """k with ulp = 2**k for numbers whose leading bit is 2**e (2**e <= |x| < 2**(e+1)),
+        subnormals included: DESIGN's ulp(r) = 2**(max(floor(log2 |r|), emin) - p + 1).
+        ``e`` may be an int or a NumPy array of them.
+
+        >>> FORMATS["float32"].ulp_exponent(0), FORMATS["float32"].ulp_exponent(-200)
+        (-23, -149)
+        """
+        return (
+            np.maximum(e, self.emin) - self.precision + 1
+            if isinstance(e, np.ndarray)
+            else (max(e, self.emin) - self.precision + 1)
+        )
+
     def cast(self, values) -> np.ndarray:
         """Cast to this format with numpy's round-to-nearest-even conversion (inf past max)."""
         with np.errstate(over="ignore"):
@@ -121,7 +135,7 @@ def round_mpf(value, fmt: Format, bias: int = 0) -> float:
         return -math.inf if sign else math.inf
     if e < fmt.emin - fmt.precision:  # below half the smallest subnormal
         return -0.0 if sign else 0.0
-    quantum = max(e, fmt.emin) - fmt.precision + 1
+    quantum = fmt.ulp_exponent(e)
     if exp >= quantum:
         n = man << (exp - quantum)
     else:

@@ -28,9 +28,10 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from lossfuzz.oracles import interval as I
 from mpmath.libmp import finf, fnan, fninf, fone, fzero, mpf_neg, mpf_sub
 from mpmath.libmp import from_int as libmp_from_int
+
+from lossfuzz.oracles import interval as I
 
 GRADIENTS: dict = {}  # (loss id, wrt) -> function of the loss's exact inputs
 

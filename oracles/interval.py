@@ -36,7 +36,6 @@ import math
 from collections.abc import Callable
 from fractions import Fraction
 
-from lossfuzz.oracles.formats import Format, round_mpf
 from mpmath import libmp
 from mpmath.libmp import (
     fnan,
@@ -51,6 +50,8 @@ from mpmath.libmp import (
     mpf_shift,
     mpf_sub,
 )
+
+from lossfuzz.oracles.formats import Format, round_mpf
 
 Raw = tuple  # mpmath's raw (sign, man, exp, bc)
 Interval = tuple[Raw, Raw]

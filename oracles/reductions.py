@@ -29,12 +29,13 @@ from fractions import Fraction
 
 import mpmath
 import numpy as np
+from mpmath.libmp import from_man_exp
+
 from lossfuzz.oracles import fast
 from lossfuzz.oracles.api import check_elementwise_domain, evaluate
 from lossfuzz.oracles.formats import get_format, round_mpf
 from lossfuzz.oracles.interval import OracleUndecided
 from lossfuzz.oracles.registry import get_loss
-from mpmath.libmp import from_man_exp
 
 REDUCTIONS = ("sum", "mean")
 

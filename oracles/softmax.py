@@ -22,10 +22,11 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+from mpmath.libmp import finf, fnan, fninf, fone, fzero, mpf_add, mpf_cmp, mpf_sub
+
 from lossfuzz.oracles import interval as I
 from lossfuzz.oracles.elementwise import negate, neglog_sum
 from lossfuzz.oracles.registry import definition
-from mpmath.libmp import finf, fnan, fninf, fone, fzero, mpf_add, mpf_cmp, mpf_sub
 
 
 class _Row:

@@ -1,13 +1,19 @@
-"""A Markdown summary short enough for a CI job summary or a pull-request comment."""
+"""A Markdown summary short enough for a CI job summary or a pull-request comment.
+
+Everything that came from data is escaped (``escape.py``): a name with a backtick or
+a pipe cannot close a code span, split a table cell or inject HTML.
+"""
 
 from __future__ import annotations
 
+from lossfuzz.harness.results import Results
+from lossfuzz.reports.escape import md_code, md_text
 from lossfuzz.reports.model import build, is_finding
 
 MAX_ROWS = 25
 
 
-def markdown(data: dict, *, max_rows: int = MAX_ROWS) -> str:
+def markdown(data: Results, *, max_rows: int = MAX_ROWS) -> str:
     r = build(data)
     bad = [c for c in r.cells if is_finding(c.worst_class)]
     undocumented = [c for c in bad if not c.documented_only]
@@ -33,16 +39,9 @@ def markdown(data: dict, *, max_rows: int = MAX_ROWS) -> str:
     ]
     for c in sorted(undocumented, key=lambda c: (-c.max_ulp_value, c.impl, c.dtype))[:max_rows]:
         example = next((f.message for f in c.findings if not f.documented), "")
-        of = "" if c.quantity == "value" else f" {c.of}"
-        lines.append(
-            f"| `{c.impl}`{of} {c.dtype} | {c.worst_class} | {c.max_ulp} | {_cell(example)} |"
-        )
+        of = "" if c.quantity == "value" else f" {md_text(c.of)}"
+        cell = f"{md_code(c.impl)}{of} {c.dtype}"
+        lines.append(f"| {cell} | {c.worst_class} | {c.max_ulp} | {md_code(example)} |")
     if len(undocumented) > max_rows:
         lines.append(f"| … {len(undocumented) - max_rows} more | | | |")
     return "\n".join(lines) + "\n"
-
-
-def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell (and shown literally)."""
-    text = text.replace("|", "\\|").replace("`", "'")
-    return f"`{text[:160]}{'…' if len(text) > 160 else ''}`" if text else ""

@@ -18,6 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
 from lossfuzz.oracles import get_format  # noqa: E402
 
 COLOURS = {

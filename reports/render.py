@@ -13,6 +13,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from lossfuzz.harness.results import Results
 from lossfuzz.reports.model import Report, build
 from lossfuzz.reports.plots import cell_plot
 
@@ -46,7 +48,7 @@ def _plots(cells) -> list[str]:
         return list(pool.map(cell_plot, cells, chunksize=8))
 
 
-def html(data: dict, *, plots: bool = True) -> str:
+def html(data: Results, *, plots: bool = True) -> str:
     report: Report = build(data)
     if plots:
         for cell, svg in zip(report.cells, _plots(report.cells)):

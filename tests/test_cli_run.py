@@ -4,6 +4,7 @@ import json
 
 import pytest
 from cli import lossfuzz
+
 from lossfuzz.harness.results import SCHEMA
 
 
@@ -117,7 +118,7 @@ def test_user_code_is_fuzzed_with_module_colon_function(tmp_path):
         (["run", "--budget", "-1"], "must be >= 0"),
         (["run", "--budget", "ten"], "is not an integer"),
         (["run", "--seed", "x"], "is not an integer"),
-        (["run", "--seconds", "0"], "positive number of seconds"),
+        (["run", "--seconds", "0"], "must be a number of seconds"),
         (["run", "--budget", "3", "--seconds", "3"], "not allowed with"),
         (["run", "--impl", "nosuchmodule_xyz:f", "--loss", "softplus"], "cannot load"),
         (["run", "--impl", "nosuchmodule_xyz:f"], "name the loss"),
@@ -143,7 +144,7 @@ def test_bad_input_to_run_and_repro_is_one_line_and_exit_2(args, message, tmp_pa
             "schema 'lossfuzz/results/9'",
         ),
         ("[1, 2]", "not a lossfuzz results file"),
-        ('{"schema": "lossfuzz/results/1", "cells": {}}', "missing or malformed"),
+        ('{"schema": "lossfuzz/results/1", "cells": {}}', "cells: expected a list"),
     ],
 )
 def test_repro_of_a_broken_results_file_is_one_line_and_exit_2(content, message, tmp_path):

@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 from cli import lossfuzz, run_reproducer
 from independent import same
+
 from lossfuzz.harness import campaign
 from lossfuzz.harness.backends import modes
+from lossfuzz.harness.backends import torch as torch_backend
 from lossfuzz.harness.registry import get_impl, load_all, skipped_reason
 from lossfuzz.harness.reproducer import twin_reproducer
-from lossfuzz.harness.runner import score
+from lossfuzz.harness.results import Quantity
+from lossfuzz.harness.scoring import Engine, score
 
 
 def test_every_eager_framework_call_has_its_compiled_twins():
@@ -66,8 +69,8 @@ def test_a_compiled_twin_runs_compiled_code_and_its_reproducer_shows_both(
         k: (np.asarray(v, dtype=np.float64).astype(dtype) if isinstance(v, list) else v)
         for k, v in inputs.items()
     }
-    a = score(twin, dtype, fmt_inputs, 1.0, exact=True)[0]
-    b = score(eager, dtype, fmt_inputs, 1.0, exact=True)[0]
+    a = score(Engine(), twin, dtype, fmt_inputs, 1.0, exact=True)[0]
+    b = score(Engine(), eager, dtype, fmt_inputs, 1.0, exact=True)[0]
     assert same(a.got, compiled_value) and same(b.got, eager_value)
     code = twin_reproducer(twin, eager, dtype, a.inputs, "x", float(a.reference))
     out = run_reproducer(code, tmp_path)
@@ -81,10 +84,10 @@ def test_xla_pads_batches_to_powers_of_two_without_changing_the_answers():
     padded, n = modes.pad_rows(inputs)
     assert n == 5 and padded["logits"].shape == (8,)
     twin = get_impl("tf-xla:sigmoid_cross_entropy_with_logits")
-    whole = twin(inputs, "float32")
+    whole = twin.answer(inputs)
     assert whole.shape == (5,)
     for row in range(5):
-        alone = twin({k: v[row : row + 1] for k, v in inputs.items()}, "float32")
+        alone = twin.answer({k: v[row : row + 1] for k, v in inputs.items()})
         assert same(float(alone[0]), float(whole[row]))
 
 
@@ -92,7 +95,7 @@ def test_compiled_gradients_are_taken_through_the_compiler():
     impl = get_impl("tf-xla:sigmoid_cross_entropy_with_logits")
     assert "jit_compile=True" in impl.autodiff.name or "jit_compile" in impl.autodiff.define
     inputs = {"logits": np.array([0.0, 2.0], np.float32), "labels": np.array([1, 0], np.float32)}
-    grad = impl.gradient(inputs, "float32", "logits")
+    grad = impl.answer(inputs, Quantity.grad("logits"))
     assert grad.tolist() == pytest.approx([-0.5, 0.8807970779778823], rel=1e-6)
 
 
@@ -102,7 +105,7 @@ def test_a_campaign_compares_each_compiled_cell_with_its_eager_impl():
         dtypes=("float16",),
         quantities=("value",),
     )
-    data = campaign.run(sel, budget=5, seed=0)
+    data = campaign.run(sel, budget=5, seed=0).to_json()
     (cell,) = data["cells"]
     assert cell["twin"] == "torch:binary_cross_entropy_with_logits"
     assert cell["mode"] == "torch-compile"
@@ -115,7 +118,7 @@ def test_a_campaign_compares_each_compiled_cell_with_its_eager_impl():
 
 
 def test_without_a_cxx_compiler_torch_compile_is_skipped_with_one_line(monkeypatch):
-    monkeypatch.setattr(modes.shutil, "which", lambda name: None)
+    monkeypatch.setattr(torch_backend.shutil, "which", lambda name: None)
     reason = skipped_reason(get_impl("torch-compile:softplus"))
     assert reason and "C++ compiler" in reason and "\n" not in reason
     assert skipped_reason(get_impl("tf-xla:softplus")) is None

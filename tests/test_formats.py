@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from independent import round_brute
+
 from lossfuzz.oracles.formats import FORMATS, as_mpf, get_format, round_mpf
 
 DTYPES = list(FORMATS)

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from cli import lossfuzz
+
 from lossfuzz.harness import campaign
 
 IMPLS = ("naive:sigmoid_then_log", "torch:binary_cross_entropy_with_logits", "tf:softplus")
@@ -13,7 +14,9 @@ IMPLS = ("naive:sigmoid_then_log", "torch:binary_cross_entropy_with_logits", "tf
 
 @pytest.fixture(scope="module")
 def results():
-    return campaign.run(campaign.select(impls=IMPLS, dtypes=("float32",)), budget=3, seed=0)
+    return campaign.run(
+        campaign.select(impls=IMPLS, dtypes=("float32",)), budget=3, seed=0
+    ).to_json()
 
 
 @pytest.fixture()
@@ -173,7 +176,7 @@ def test_markdown_format_for_job_summaries(files):
             ),
             "schema",
         ),
-        (lambda res, base, tmp: res.write_text('{"schema": "lossfuzz/results/2"}'), "schema"),
+        (lambda res, base, tmp: res.write_text('{"schema": "lossfuzz/results/9"}'), "schema"),
         (lambda res, base, tmp: res.write_text("not json"), "not valid JSON"),
         (lambda res, base, tmp: rewrite(res, lambda d: d["cells"].clear()), "no common cells"),
         (lambda res, base, tmp: (tmp / "lossfuzz.toml").write_text("[limits"), "not valid TOML"),

@@ -14,14 +14,16 @@ import numpy as np
 import pytest
 from cli import run_reproducer
 from independent import same
-from lossfuzz.harness import campaign, gate
-from lossfuzz.harness.registry import get_impl, load_all, skipped_reason
-from lossfuzz.harness.reproducer import reproducer
-from lossfuzz.harness.results import cell_name
-from lossfuzz.harness.runner import score
 from test_impls import benign_inputs
 
 from lossfuzz import oracles
+from lossfuzz.harness import campaign, gate
+from lossfuzz.harness.cell import documented_by
+from lossfuzz.harness.policy import Policy
+from lossfuzz.harness.registry import get_impl, load_all, skipped_reason
+from lossfuzz.harness.reproducer import reproducer
+from lossfuzz.harness.results import CellKey, Quantity, Results
+from lossfuzz.harness.scoring import Engine, score
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 SIGMOID_CE = "sigmoid_cross_entropy_with_logits"
@@ -101,11 +103,11 @@ GRAD_CELLS = [
 @pytest.mark.parametrize("impl_id,wrt,dtype", GRAD_CELLS, ids=["-".join(c) for c in GRAD_CELLS])
 def test_every_impl_gradient_is_wired_right_at_benign_inputs(impl_id, wrt, dtype):
     impl = get_impl(impl_id)
-    reason = skipped_reason(impl, wrt)
+    reason = skipped_reason(impl, Quantity.grad(wrt))
     if reason:
         pytest.skip(reason)
     ev = oracles.evaluate_gradient(impl.loss, wrt, dtype, **benign_inputs(impl.loss))
-    got = np.asarray(impl.gradient(dict(ev.inputs), dtype, wrt))
+    got = np.asarray(impl.answer(dict(ev.inputs), Quantity.grad(wrt)))
     assert got.shape == ev.reference.shape
     # gradients cancel (sigmoid(x) - z), so measure against the scale of the terms, ~1: a
     # miswired gradient (the wrong input, a lost sign or smoothing) is off by O(1)
@@ -116,7 +118,7 @@ def test_every_impl_gradient_is_wired_right_at_benign_inputs(impl_id, wrt, dtype
 
 def test_gradient_cells_cover_every_impl_with_autodiff_and_skip_what_has_none():
     sel = campaign.select(quantities=("grad",))
-    covered = {(i.id, w) for i, _, w, _ in sel.cells}
+    covered = {(c.impl.id, c.quantity.wrt) for c in sel.cells}
     for impl in load_all().values():
         if impl.backend in ("torch", "tf", "keras", "naive") and impl.loss not in (
             "softmax",
@@ -127,13 +129,13 @@ def test_gradient_cells_cover_every_impl_with_autodiff_and_skip_what_has_none():
             assert not impl.gradients
     assert ("tf:softmax_cross_entropy_with_logits", "labels") in covered
     assert ("torch:cross_entropy", "labels") not in covered  # class indices have no gradient
-    skipped = [s for s in sel.skipped if s["impl"].startswith("naive:")]
-    assert skipped and all("bfloat16" in s["reason"] for s in skipped)
+    skipped = [s for s in sel.skipped if s.what.startswith("naive:")]
+    assert skipped and all("bfloat16" in s.reason for s in skipped)
 
 
 def _observe(impl_id, dtype, wrt, **inputs):
     """The first scored element (of a row, for a class-axis gradient)."""
-    return score(get_impl(impl_id), dtype, inputs, 4.0, wrt)[0]
+    return score(Engine(), get_impl(impl_id), dtype, inputs, 4.0, Quantity.grad(wrt))[0]
 
 
 def test_torch_loses_the_tiny_gradient_that_tensorflow_keeps():
@@ -180,11 +182,12 @@ def test_naive_formulas_are_differentiated_through_torch_numpy():
 
 
 def test_documented_gradient_deviations_are_labelled_and_others_are_not():
-    from lossfuzz.harness.runner import documented_by
-
     keras_bce = get_impl("keras:binary_crossentropy")
     o = _observe("keras:binary_crossentropy", "float32", "probs", probs=0.0, labels=0.5)
-    assert o.cls == "missed_inf" and documented_by(keras_bce, o, "probs").quantity == "grad"
+    assert (
+        o.cls == "missed_inf"
+        and documented_by(keras_bce, o, Quantity.grad("probs")).quantity == "grad"
+    )
     tf_ce = get_impl("tf:softmax_cross_entropy_with_logits")
     o = _observe(
         "tf:softmax_cross_entropy_with_logits",
@@ -194,7 +197,9 @@ def test_documented_gradient_deviations_are_labelled_and_others_are_not():
         labels=[[0.0, 0.0, 0.0]],
     )
     # TF's gradient is softmax - labels: right only for label rows that sum to 1
-    assert o.got == np.float32(1 / 3) and documented_by(tf_ce, o, "logits") is not None
+    assert (
+        o.got == np.float32(1 / 3) and documented_by(tf_ce, o, Quantity.grad("logits")) is not None
+    )
     o = _observe(
         "tf:softmax_cross_entropy_with_logits",
         "float32",
@@ -202,7 +207,7 @@ def test_documented_gradient_deviations_are_labelled_and_others_are_not():
         logits=[[0.0, -20.0]],
         labels=[[1.0, 0.0]],
     )
-    assert documented_by(tf_ce, o, "logits") is None
+    assert documented_by(tf_ce, o, Quantity.grad("logits")) is None
 
 
 @pytest.mark.parametrize(
@@ -217,9 +222,11 @@ def test_documented_gradient_deviations_are_labelled_and_others_are_not():
 def test_gradient_reproducer_prints_what_the_harness_measured(impl_id, inputs, tmp_path):
     impl = get_impl(impl_id)
     wrt = "logits"
-    observations = score(impl, "float16", inputs, 4.0, wrt)
+    observations = score(Engine(), impl, "float16", inputs, 4.0, Quantity.grad(wrt))
     o = observations[-1]
-    code = reproducer(impl, "float16", o.inputs, "x", float(o.reference), o.index, wrt)
+    code = reproducer(
+        impl, "float16", o.inputs, "x", float(o.reference), o.index, Quantity.grad(wrt)
+    )
     assert f"d/d{wrt}" in code.splitlines()[0]
     stdout = run_reproducer(code, tmp_path)
     got = float(stdout.split("got:")[1].split()[0])
@@ -227,31 +234,31 @@ def test_gradient_reproducer_prints_what_the_harness_measured(impl_id, inputs, t
 
 
 def test_gate_names_gradient_cells_and_limits_them_apart():
-    name = cell_name("torch:softplus", "float32", "logits")
-    assert name == "torch:softplus d/dlogits [float32]"
-    policy = gate.Policy(limits={"torch:* [float32]": 4, "torch:* d/dlog* [float32]": 1e9})
-    assert policy.limit("torch:softplus", "float32") == 4
-    assert policy.limit("torch:softplus", "float32", "logits") == 1e9
-    assert policy.limit("torch:softplus", "float32", "labels") is None
+    key = CellKey("torch:softplus", "float32", Quantity.grad("logits"))
+    assert key.name == "torch:softplus d/dlogits [float32]"
+    policy = Policy(limits={"torch:* [float32]": 4, "torch:* d/dlog* [float32]": 1e9})
+    assert policy.limit(CellKey("torch:softplus", "float32")) == 4
+    assert policy.limit(key) == 1e9
+    assert policy.limit(CellKey("torch:softplus", "float32", Quantity.grad("labels"))) is None
 
 
 def test_results_cells_carry_quantity_and_autodiff(tmp_path):
     sel = campaign.select(impls=("tf:softplus",), dtypes=("float32",))
-    data = campaign.run(sel, budget=2)
-    by = {c["quantity"]: c for c in data["cells"]}
-    assert by["value"]["wrt"] is None and by["value"]["autodiff"] is None
-    assert by["grad"]["wrt"] == "logits" and by["grad"]["autodiff"] == "tf.GradientTape"
-    base = gate.baseline(json.loads(json.dumps(data)))
+    data = Results.from_json(json.loads(json.dumps(campaign.run(sel, budget=2).to_json())))
+    by = {c.quantity.kind: c for c in data.cells}
+    assert by["value"].quantity.wrt is None and by["value"].autodiff is None
+    assert by["grad"].quantity.wrt == "logits" and by["grad"].autodiff == "tf.GradientTape"
+    base = gate.baseline(data).to_json()
     assert set(base["cells"]) == {"tf:softplus [float32]", "tf:softplus d/dlogits [float32]"}
 
 
 def test_torch_bce_backward_clamp_vanishes_in_float16():
     # the backward divides by max(p (1 - p), 1e-12); 1e-12 is 0 in float16, so p = 0, z = 0
     # gives 0 / 0 where the exact gradient is 1/(1 - p) = 1: NaN, and not explained by the clamp
-    from lossfuzz.harness.runner import documented_by
-
     o = _observe("torch:binary_cross_entropy", "float16", "probs", probs=0.0, labels=0.0)
     assert o.cls == "nan" and float(o.reference) == 1.0
-    assert documented_by(get_impl("torch:binary_cross_entropy"), o, "probs") is None
+    assert documented_by(get_impl("torch:binary_cross_entropy"), o, Quantity.grad("probs")) is None
     o = _observe("torch:binary_cross_entropy", "float32", "probs", probs=0.0, labels=0.0)
-    assert o.got == 0.0 and documented_by(get_impl("torch:binary_cross_entropy"), o, "probs")
+    assert o.got == 0.0 and documented_by(
+        get_impl("torch:binary_cross_entropy"), o, Quantity.grad("probs")
+    )

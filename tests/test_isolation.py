@@ -197,17 +197,25 @@ def test_the_stable_control_reports_nothing_above_its_tolerance(tmp_path):
 
 
 def test_a_journal_torn_by_a_kill_takes_new_records_on_a_line_of_their_own(tmp_path):
-    from lossfuzz.harness import journal
+    from types import MappingProxyType
 
+    from lossfuzz.harness import journal
+    from lossfuzz.harness.results import Cell, CellKey
+
+    a, b = CellKey("t:a", "float16"), CellKey("t:b", "float16")
     path = str(tmp_path / "r.json.journal")
-    plan = {"seed": 0, "budget": 1, "tolerance": 4.0, "cells": ["a [float16]", "b [float16]"]}
+    plan = {"seed": 0, "budget": 1, "tolerance": 4.0, "cells": [a.name, b.name]}
+
+    def cell(key):
+        return Cell(key, "softplus", 1, 0.0, 0.0, 4.0, MappingProxyType({"exact": 1}))
+
     w = journal.Writer(path, plan, append=False)
-    w.cell("a [float16]", {"impl": "a"}, [])
+    w.cell(a, cell(a), [])
     w.close()
     with open(path, "a") as f:
-        f.write('{"cell": "b [flo')  # the kill
-    assert set(journal.read(path, plan)) == {"a [float16]"}
+        f.write('{"cell": "t:b [flo')  # the kill
+    assert set(journal.read(path, plan)) == {a}
     w = journal.Writer(path, plan, append=True)
-    w.cell("b [float16]", {"impl": "b"}, [])
+    w.cell(b, cell(b), [])
     w.close()
-    assert set(journal.read(path, plan)) == {"a [float16]", "b [float16]"}
+    assert set(journal.read(path, plan)) == {a, b}

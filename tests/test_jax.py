@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from cli import run_reproducer
+
 from lossfuzz.harness import registry
 from lossfuzz.harness.registry import get_impl, load_all, skipped_reason
 from lossfuzz.harness.reproducer import reproducer
-from lossfuzz.harness.runner import score
+from lossfuzz.harness.results import Quantity
+from lossfuzz.harness.scoring import Engine, score
 
 pytest.importorskip("jax")
 pytest.importorskip("optax")
@@ -40,12 +42,12 @@ def test_the_promised_functions_are_impls_run_under_jit():
 def test_float64_stays_float64_and_jit_flushes_float32_subnormal_losses():
     impl = get_impl("jax:sigmoid_binary_cross_entropy")
     inputs = {"logits": np.array([100.0]), "labels": np.array([0.0])}
-    (wide,) = score(impl, "float64", inputs, 4.0, exact=True)
+    (wide,) = score(Engine(), impl, "float64", inputs, 4.0, exact=True)
     assert wide.cls in ("exact", "ok") and wide.got == pytest.approx(100.0)
     inputs = {"logits": np.array([-100.0]), "labels": np.array([0.0])}
-    (f64,) = score(impl, "float64", inputs, 4.0, exact=True)
+    (f64,) = score(Engine(), impl, "float64", inputs, 4.0, exact=True)
     assert f64.got == pytest.approx(3.7200759760208356e-44, rel=1e-12)  # x64 is on
-    (f32,) = score(impl, "float32", inputs, 4.0, exact=True)
+    (f32,) = score(Engine(), impl, "float32", inputs, 4.0, exact=True)
     assert f32.cls == "underflow" and f32.got == 0.0  # exact 3.7e-44, a float32 subnormal
 
 
@@ -53,16 +55,16 @@ def test_gradients_and_reductions_run_through_jit():
     impl = get_impl("jax:softmax_cross_entropy_with_integer_labels")
     assert impl.gradients == ("logits",)
     inputs = {"logits": np.array([[0.0, 1.0, 2.0]], np.float32), "labels": np.array([2])}
-    grads = score(impl, "float32", inputs, 4.0, "logits", exact=True)
+    grads = score(Engine(), impl, "float32", inputs, 4.0, Quantity.grad("logits"), exact=True)
     assert all(o.cls in ("exact", "ok") for o in grads)
-    (mean,) = score(impl, "float32", inputs, 4.0 + 20, reduce=("mean", 10**6))
+    (mean,) = score(Engine(), impl, "float32", inputs, 4.0 + 20, Quantity.reduce("mean", 10**6))
     assert mean.cls in ("exact", "ok")
 
 
 def test_a_jax_reproducer_prints_what_the_harness_measured(tmp_path):
     impl = get_impl("jax:sigmoid_binary_cross_entropy")
     inputs = {"logits": np.array([-100.0], np.float32), "labels": np.array([0.0], np.float32)}
-    (o,) = score(impl, "float32", inputs, 4.0, exact=True)
+    (o,) = score(Engine(), impl, "float32", inputs, 4.0, exact=True)
     code = reproducer(impl, "float32", o.inputs, "3.7e-44", float(o.reference))
     assert float(run_reproducer(code, tmp_path).split("got:")[1].split()[0]) == o.got == 0.0
 

@@ -6,11 +6,11 @@ import mpmath
 import numpy as np
 import pytest
 from independent import NP
+
+from lossfuzz import oracles
 from lossfuzz.harness.metrics import CLASSES, classify, worst
 from lossfuzz.harness.ulp import ordinals, ulp_error
 from lossfuzz.oracles.formats import FORMATS
-
-from lossfuzz import oracles
 
 DTYPES = list(FORMATS)
 
@@ -175,6 +175,7 @@ def test_a_zero_within_tolerance_of_a_subnormal_reference_is_ok_not_underflow():
 def test_errors_against_astronomically_small_exact_values_need_no_giant_integer():
     # exp(-1e30): an exact 1 - exp(-1e30) would need an integer of 1e30 bits (GMP aborts)
     import mpmath
+
     from lossfuzz.harness.ulp import abs_error, ulp_error
     from lossfuzz.oracles.formats import FORMATS
 

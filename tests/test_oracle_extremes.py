@@ -6,9 +6,9 @@ import mpmath
 import numpy as np
 import pytest
 from independent import NP, naive, round_brute, same
-from lossfuzz.oracles.formats import FORMATS
 
 from lossfuzz import oracles
+from lossfuzz.oracles.formats import FORMATS
 
 DTYPES = list(FORMATS)
 

@@ -9,11 +9,14 @@ import math
 import numpy as np
 import pytest
 from cli import lossfuzz, run_reproducer
-from lossfuzz.harness import campaign, gate
+
+from lossfuzz.harness import campaign
+from lossfuzz.harness.policy import Policy
 from lossfuzz.harness.registry import get_impl, load_all
 from lossfuzz.harness.reproducer import reproducer
-from lossfuzz.harness.results import cell_key, cell_name
-from lossfuzz.harness.runner import reduction_tolerance, rows_sound, score
+from lossfuzz.harness.results import CellKey, Quantity
+from lossfuzz.harness.scoring import Engine, score
+from lossfuzz.harness.search import reduction_tolerance, rows_sound
 from lossfuzz.oracles import get_loss
 
 SIGMOID_CE = "sigmoid_cross_entropy_with_logits"
@@ -22,7 +25,12 @@ SIGMOID_CE = "sigmoid_cross_entropy_with_logits"
 def _one(impl_id, dtype, reduction, batch, **rows):
     inputs = {k: np.asarray(v, dtype=np.float64).astype(dtype) for k, v in rows.items()}
     (o,) = score(
-        get_impl(impl_id), dtype, inputs, 4.0 + math.log2(batch), reduce=(reduction, batch)
+        Engine(),
+        get_impl(impl_id),
+        dtype,
+        inputs,
+        4.0 + math.log2(batch),
+        Quantity.reduce(reduction, batch),
     )
     return o
 
@@ -64,7 +72,7 @@ def test_tf_flushes_a_sum_of_subnormal_losses_to_zero():
     # reduction flushes subnormals, so a thousand of them sum to 0 (exact 5e-42)
     impl = get_impl("tf:sigmoid_cross_entropy_with_logits")
     rows = {"logits": np.array([-102.0], np.float32), "labels": np.zeros(1, np.float32)}
-    assert rows_sound(impl, "float32", rows)
+    assert rows_sound(Engine(), impl, "float32", rows)
     o = _one("tf:sigmoid_cross_entropy_with_logits", "float32", "sum", 1000, **rows)
     assert o.cls == "underflow" and o.got == 0.0
 
@@ -72,7 +80,7 @@ def test_tf_flushes_a_sum_of_subnormal_losses_to_zero():
 def test_an_error_from_rounding_each_loss_to_the_dtype_is_forgiven():
     # softplus(-17) = 4.1e-8 is 6e-8 in float16: 1000 of them sum to 6e-5 at best, not 4.1e-5
     rows = {"logits": np.array([-17.0], np.float16), "labels": np.zeros(1, np.float16)}
-    assert rows_sound(get_impl("tf:sigmoid_cross_entropy_with_logits"), "float16", rows)
+    assert rows_sound(Engine(), get_impl("tf:sigmoid_cross_entropy_with_logits"), "float16", rows)
     o = _one("tf:sigmoid_cross_entropy_with_logits", "float16", "sum", 1000, **rows)
     assert o.cls == "ok" and o.got == float(np.float16(1000 * 2.0**-24))
     assert o.score.ulp > 100  # its error from the exact sum, forgiven, not hidden
@@ -99,18 +107,23 @@ def test_reduction_cells_are_named_by_reduction_and_batch_and_gated_apart():
         quantities=("reduction",),
         batches=(10, 1000),
     )
-    assert [(c[3]) for c in sel.cells] == [("mean", 10), ("mean", 1000), ("sum", 10), ("sum", 1000)]
+    assert [(c.quantity.reduction, c.quantity.batch) for c in sel.cells] == [
+        ("mean", 10),
+        ("mean", 1000),
+        ("sum", 10),
+        ("sum", 1000),
+    ]
     data = campaign.run(sel, budget=3, seed=0)
-    names = [cell_key(c) for c in data["cells"]]
+    names = [c.key.name for c in data.cells]
     assert "torch:binary_cross_entropy_with_logits mean of 1000 [float16]" in names
-    for c in data["cells"]:
+    for c in data.to_json()["cells"]:
         assert c["quantity"] == "reduction" and c["reduction"] in ("mean", "sum")
         assert c["tolerance"] == reduction_tolerance(4.0, c["batch"])
-    assert cell_name("t:x", "float16", reduce=("sum", 10)) == "t:x sum of 10 [float16]"
-    policy = gate.Policy(limits={"torch:* mean [float16]": 7, "torch:* [float16]": 1})
-    assert policy.limit("torch:x", "float16", reduction="mean") == 7
-    assert policy.limit("torch:x", "float16", reduction="sum") is None
-    assert policy.limit("torch:x", "float16") == 1
+    assert CellKey("t:x", "float16", Quantity.reduce("sum", 10)).name == "t:x sum of 10 [float16]"
+    policy = Policy(limits={"torch:* mean [float16]": 7, "torch:* [float16]": 1})
+    assert policy.limit(CellKey("torch:x", "float16", Quantity.reduce("mean", 10))) == 7
+    assert policy.limit(CellKey("torch:x", "float16", Quantity.reduce("sum", 10))) is None
+    assert policy.limit(CellKey("torch:x", "float16")) == 1
 
 
 def test_a_reduction_reproducer_builds_the_batch_in_the_framework_and_prints_what_was_measured(
@@ -121,7 +134,12 @@ def test_a_reduction_reproducer_builds_the_batch_in_the_framework_and_prints_wha
     )
     impl = get_impl("tf:sigmoid_cross_entropy_with_logits")
     code = reproducer(
-        impl, "float16", o.inputs, "0.693", float(o.reference), reduce=("mean", 10**6)
+        impl,
+        "float16",
+        o.inputs,
+        "0.693",
+        float(o.reference),
+        quantity=Quantity.reduce("mean", 10**6),
     )
     assert "tf.tile" in code and "reduce_mean" in code and len(code) < 2000
     assert run_reproducer(code, tmp_path).split("got:")[1].split()[0] == "nan"

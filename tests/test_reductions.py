@@ -8,6 +8,7 @@ import mpmath
 import numpy as np
 import pytest
 from independent import naive, round_brute
+
 from lossfuzz.oracles.interval import OracleUndecided
 from lossfuzz.oracles.reductions import reduce
 

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from lossfuzz.harness import campaign
+from lossfuzz.harness.results import Results
 from lossfuzz.reports import browser as chromium
 from lossfuzz.reports.markdown import markdown
 from lossfuzz.reports.render import html
@@ -29,7 +31,7 @@ def results():
         ),
         dtypes=("float16", "float32"),
     )
-    return campaign.run(sel, budget=3, seed=0)
+    return campaign.run(sel, budget=3, seed=0).to_json()
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def evil_results(results):
 
 
 def test_html_is_self_contained(results):
-    page = html(results)
+    page = html(Results.from_json(results))
     assert page.startswith("<!DOCTYPE html>")
     # documentation addresses appear as text; nothing is loaded or linked from a network
     assert "<link" not in page and "@import" not in page
@@ -58,13 +60,13 @@ def test_html_is_self_contained(results):
 
 
 def test_every_string_from_an_impl_or_input_is_escaped(evil_results):
-    page = html(evil_results, plots=False)
+    page = html(Results.from_json(evil_results), plots=False)
     assert EVIL not in page
     assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in page
 
 
 def test_markdown_summary_is_short_and_names_the_worst_cells(results):
-    text = markdown(results)
+    text = markdown(Results.from_json(results))
     assert text.startswith("## lossfuzz")
     assert "naive:sigmoid_then_log" in text and "| cell | worst | max ULP | example |" in text
     assert len(text.splitlines()) < 40
@@ -75,7 +77,7 @@ def test_markdown_of_a_clean_run_says_so(results):
     clean["findings"] = []
     for c in clean["cells"]:
         c["counts"], c["worst_class"] = {"exact": c["cases"]}, "exact"
-    assert "Every cell is within its ULP tolerance." in markdown(clean)
+    assert "Every cell is within its ULP tolerance." in markdown(Results.from_json(clean))
 
 
 def test_report_command_writes_html_and_prints_the_path(results, tmp_path):
@@ -142,7 +144,7 @@ def _open(browser, page: str, path: Path):
 def test_report_renders_in_chromium_without_console_errors(browser, results, tmp_path):
     from selenium.webdriver.common.by import By
 
-    b = _open(browser, html(results), tmp_path / "report.html")
+    b = _open(browser, html(Results.from_json(results)), tmp_path / "report.html")
     errors = [e for e in b.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
     cells = b.find_elements(By.CSS_SELECTOR, "#matrix td.cell:not(.none)")
@@ -164,7 +166,7 @@ def test_filters_hide_other_frameworks_dtypes_and_classes(browser, results, tmp_
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    b = _open(browser, html(results, plots=False), tmp_path / "report.html")
+    b = _open(browser, html(Results.from_json(results), plots=False), tmp_path / "report.html")
     visible = lambda sel: [e for e in b.find_elements(By.CSS_SELECTOR, sel) if e.is_displayed()]  # noqa: E731
     Select(b.find_element(By.ID, "f-backend")).select_by_visible_text("torch")
     rows = visible("#matrix tbody tr")
@@ -202,7 +204,7 @@ def test_filters_hide_other_frameworks_dtypes_and_classes(browser, results, tmp_
 def test_clicking_a_dtype_header_sorts_by_its_max_ulp(browser, results, tmp_path):
     from selenium.webdriver.common.by import By
 
-    b = _open(browser, html(results, plots=False), tmp_path / "report.html")
+    b = _open(browser, html(Results.from_json(results), plots=False), tmp_path / "report.html")
     b.find_element(By.CSS_SELECTOR, 'th[data-sort="float32"]').click()
     values = [
         float(td.get_attribute("data-ulp"))
@@ -213,7 +215,7 @@ def test_clicking_a_dtype_header_sorts_by_its_max_ulp(browser, results, tmp_path
 
 @pytest.mark.browser
 def test_injected_markup_never_runs(browser, evil_results, tmp_path):
-    b = _open(browser, html(evil_results, plots=False), tmp_path / "report.html")
+    b = _open(browser, html(Results.from_json(evil_results), plots=False), tmp_path / "report.html")
     from selenium.webdriver.support.ui import WebDriverWait
 
     b.execute_script("document.querySelectorAll('details').forEach(d => { d.open = true; })")

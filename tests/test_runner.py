@@ -6,10 +6,14 @@ import sys
 
 import numpy as np
 import pytest
-from lossfuzz.harness.registry import IMPLS, get_impl, implementation, skipped_reason
-from lossfuzz.harness.runner import finalise, run_cell, score
 
 from lossfuzz import oracles
+from lossfuzz.harness.registry import IMPLS, get_impl, implementation, skipped_reason
+from lossfuzz.harness.scoring import Engine, score
+from lossfuzz.harness.search import run_cell
+from lossfuzz.harness.shrink import finalise
+
+E = Engine()  # impls called in this process
 
 PEAK = 37.25  # the broken impl's known worst case
 
@@ -32,7 +36,7 @@ def _register(name, fn, loss="sigmoid_cross_entropy_with_logits"):
 
 def test_targeted_search_finds_the_known_worst_case_of_a_broken_impl():
     impl = _register("bump", _broken_sigmoid_ce)
-    cell = run_cell(impl, "float64", budget=60, campaign_seed=0)
+    cell = run_cell(E, impl, "float64", budget=60, campaign_seed=0)
     worst = cell.worst_of[("inaccurate", False)]
     x = float(worst.inputs["logits"][0])
     assert abs(x - PEAK) < 1.5, x
@@ -42,18 +46,18 @@ def test_targeted_search_finds_the_known_worst_case_of_a_broken_impl():
 
 def test_same_seed_gives_the_same_cell_and_another_seed_explores_elsewhere():
     impl = get_impl("naive:sigmoid_then_log")
-    a = run_cell(impl, "float16", budget=25, campaign_seed=7)
-    b = run_cell(impl, "float16", budget=25, campaign_seed=7)
+    a = run_cell(E, impl, "float16", budget=25, campaign_seed=7)
+    b = run_cell(E, impl, "float16", budget=25, campaign_seed=7)
     assert (a.cases, dict(a.counts), a.max_ulp) == (b.cases, dict(b.counts), b.max_ulp)
-    c = run_cell(impl, "float16", budget=25, campaign_seed=8)
+    c = run_cell(E, impl, "float16", budget=25, campaign_seed=8)
     assert (a.cases, dict(a.counts)) != (c.cases, dict(c.counts))
 
 
 def test_naive_sigmoid_then_log_overflows_and_turns_into_nan_in_float16():
     # the seeds' point: exp(-x) overflows past 11.09 in float16
-    cell = run_cell(get_impl("naive:sigmoid_then_log"), "float16", budget=0, campaign_seed=0)
+    cell = run_cell(E, get_impl("naive:sigmoid_then_log"), "float16", budget=0, campaign_seed=0)
     assert {"nan", "underflow", "overflow"} <= set(cell.counts)
-    found = {o.cls for o in finalise(cell)}
+    found = {o.cls for o in finalise(E, cell)}
     assert "nan" in found
 
 
@@ -65,7 +69,7 @@ def test_an_impl_that_raises_on_valid_input_is_an_error_finding():
 
     impl = _register("raises", raises)
     obs = score(
-        impl, "float32", {"logits": np.array([1.0, 1e3]), "labels": np.array([0.0, 1.0])}, 4.0
+        E, impl, "float32", {"logits": np.array([1.0, 1e3]), "labels": np.array([0.0, 1.0])}, 4.0
     )
     classes = [o.cls for o in obs]
     assert (
@@ -76,17 +80,19 @@ def test_an_impl_that_raises_on_valid_input_is_an_error_finding():
 
 def test_a_wrong_shape_is_an_error_not_a_crash():
     impl = _register("shape", lambda logits, labels: np.zeros(3, dtype=logits.dtype))
-    (o,) = score(impl, "float32", {"logits": np.array([1.0]), "labels": np.array([0.0])}, 4.0)
+    (o,) = score(E, impl, "float32", {"logits": np.array([1.0]), "labels": np.array([0.0])}, 4.0)
     assert o.cls == "error" and "shape" in o.error
 
 
 def test_findings_are_shrunk_to_simple_inputs():
     impl = _register("bump2", _broken_sigmoid_ce)
-    cell = run_cell(impl, "float32", budget=0, campaign_seed=0)
+    cell = run_cell(E, impl, "float32", budget=0, campaign_seed=0)
     cell.add(
-        score(impl, "float32", {"logits": np.array([37.3141]), "labels": np.array([0.123456])}, 4.0)
+        score(
+            E, impl, "float32", {"logits": np.array([37.3141]), "labels": np.array([0.123456])}, 4.0
+        )
     )
-    kept = {o.cls: o for o in finalise(cell)}
+    kept = {o.cls: o for o in finalise(E, cell)}
     o = kept["inaccurate"]
     # simpler label and logit, still a finding of the same size
     assert float(o.inputs["labels"][0]) in (0.0, 1.0, 0.5)
@@ -104,9 +110,9 @@ def test_batch_dependent_answers_are_confirmed_on_the_single_case():
         return (out * (2.0 if logits.size > 1 else 1.0)).astype(logits.dtype)
 
     impl = _register("batchy", batch_dependent)
-    cell = run_cell(impl, "float64", budget=0, campaign_seed=0)
+    cell = run_cell(E, impl, "float64", budget=0, campaign_seed=0)
     assert cell.counts["inaccurate"] > 0
-    assert not [o for o in finalise(cell) if o.cls == "inaccurate"]
+    assert not [o for o in finalise(E, cell) if o.cls == "inaccurate"]
 
 
 def run_script(source: str) -> str:
@@ -137,8 +143,8 @@ def run_script(source: str) -> str:
     ],
 )
 def test_reproducer_runs_alone_and_prints_the_answer_the_harness_saw(impl_id, dtype, inputs):
-    from lossfuzz.harness.campaign import finding
-    from lossfuzz.harness.runner import Cell
+    from lossfuzz.harness.cell import CellRun
+    from lossfuzz.harness.findings import finding
 
     impl = get_impl(impl_id)
     if skipped_reason(impl):
@@ -150,10 +156,10 @@ def test_reproducer_runs_alone_and_prints_the_answer_the_harness_saw(impl_id, dt
         )
         for k, v in inputs.items()
     }
-    (o,) = score(impl, dtype, inputs, 4.0)[:1]
-    f = finding(Cell(impl.loss, impl, dtype), o)
-    out = run_script(f["reproducer"])
+    (o,) = score(E, impl, dtype, inputs, 4.0)[:1]
+    f = finding(CellRun(impl, dtype), o)
+    out = run_script(f.reproducer)
     got_line, exact_line = out.strip().splitlines()
     shown = float(got_line.split()[-1])
     assert shown == o.got or (math.isnan(shown) and math.isnan(o.got))
-    assert f["exact"] in exact_line
+    assert f.exact in exact_line

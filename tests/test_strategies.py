@@ -7,10 +7,10 @@ import pytest
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
-from lossfuzz.harness.strategies import danger_points, from_loss, logits, unit_interval
-from lossfuzz.oracles.formats import FORMATS
 
 from lossfuzz import oracles
+from lossfuzz.harness.strategies import danger_points, from_loss, logits, unit_interval
+from lossfuzz.oracles.formats import FORMATS
 
 LOSSES = sorted(oracles.losses())
 # find() takes the loaded profile's max_examples (60 under CI) unless told otherwise

@@ -7,43 +7,23 @@ an impl of its own: ``tf-xla:sigmoid_cross_entropy_with_logits`` is
 
 A mode wraps the call in a function once (``define``, run once per process, so a
 campaign compiles per input signature, not per case) and calls it for each case
-(``invoke``); a reproducer prints both, after the inputs. Gradients are taken inside
-the compiled function for XLA (``tf.GradientTape`` in ``tf.function``, which XLA
-compiles with the forward pass) and through AOTAutograd's compiled backward for
-``torch.compile`` (``torch.autograd.grad`` on the compiled forward's output).
-
-Devices are modes too: ``torch-cuda:`` and ``tf-gpu:`` run the call eagerly on the
-first GPU, and are compared with the CPU impl the same way. Without a GPU they are
-skipped with one line.
+(``invoke``); a reproducer prints both, after the inputs. Each framework's module
+defines its modes (``tf-xla``, ``tf-gpu``, ``keras-xla``, ``torch-compile``,
+``torch-cuda``, ``jax-jit``); devices are modes that run the call eagerly on the
+first GPU, compared with the CPU impl the same way, and skipped with one line
+where there is no GPU.
 """
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from lossfuzz.harness.backends import (
-    JAX,
-    KERAS,
-    TF,
-    TORCH,
-    TORCH_AUTOGRAD,
-    Autodiff,
-    Backend,
-    _tf_gradient_body,
-    _torch_literal,
-    convert,
-    static_args,
-)
+import numpy as np
 
-# torch.compile falls back to eager without a word when a function recompiles too
-# often; a compiled twin must never be eager in disguise, so that is an error here
-TORCH_COMPILE_CONFIG = (
-    "import torch._dynamo\n"
-    "torch._dynamo.config.fail_on_recompile_limit_hit = True  # never fall back to eager\n"
-    "torch._dynamo.config.recompile_limit = 64\n"
-    "torch._dynamo.config.accumulated_recompile_limit = 100000"
-)
+from lossfuzz.harness.backends import Autodiff, Backend, static_args
+
+FN = "def loss_fn({params}):\n    return {call}\n"  # the call as a function of its inputs
 
 
 @dataclass(frozen=True)
@@ -59,9 +39,12 @@ class Mode:
     grad_body: str  # template over {params} and {wrt}; sets out and grad
     pad: bool  # pad batches to a power of two: XLA compiles once per shape
     quiet: str  # run by the harness only: the compiler's Python logging, off
+    grad_how: str  # the autodiff's name: "torch.autograd", "tf.GradientTape", "jax.vjp"
     requires: tuple[str, ...] = ()
     invoke: str = "got = loss_fn({params})"  # template over {call} and {params}
     compiles: bool = True  # False: a device, running the call eagerly
+    # why this mode cannot run here beyond a missing framework (no compiler, no GPU)
+    unavailable: Callable[[], str | None] = lambda: None
 
     def value_code(self, call: str, params: str) -> tuple[str, str]:
         """(definition run once, or "", lines run per case): the latter set ``got``."""
@@ -73,172 +56,23 @@ class Mode:
 
     def autodiff(self) -> Autodiff:
         r = self.runner
-        how = {"torch": "torch.autograd", "jax": "jax.vjp"}.get(self.base, "tf.GradientTape")
-        return Autodiff(
-            f"{how} through {self.what}",
-            r.imports + "\n" + self.imports if self.imports else r.imports,
-            r.requires + self.requires,
-            r.to_native,
-            r.from_native,
-            r.literal,
-            r.show,
+        return Autodiff.of(
+            r,
+            f"{self.grad_how} through {self.what}",
             self.grad_prepare,
             self.grad_body,
+            imports=r.imports + "\n" + self.imports if self.imports else r.imports,
+            requires=r.requires + self.requires,
             define=self.grad_define,
         )
 
-    def unavailable(self) -> str | None:
-        """Why this mode cannot run here, beyond a missing framework; None if it can."""
-        if self.name == "torch-compile" and not (shutil.which("g++") or shutil.which("c++")):
-            return "torch.compile's Inductor backend needs a C++ compiler (g++): none on PATH"
-        if self.name == "torch-cuda":
-            import torch
 
-            if not torch.cuda.is_available():
-                return "no CUDA device: torch.cuda.is_available() is False"
-        if self.name == "tf-gpu":
-            import tensorflow as tf
-
-            if not tf.config.list_physical_devices("GPU"):
-                return "no GPU visible to TensorFlow: tf.config.list_physical_devices('GPU') is []"
-        return None
+MODES: dict[str, Mode] = {}
 
 
-_FN = "def loss_fn({params}):\n    return {call}\n"
-_XLA = "loss_fn = tf.function(loss_fn, jit_compile=True)"
-_XLA_GRAD = (
-    "def grad_fn({params}):\n"
-    "    with tf.GradientTape() as tape:\n"
-    "        tape.watch({wrt})\n"
-    "        out = {call}\n"
-    "    return out, tape.gradient(out, {wrt})\n"
-    "grad_fn = tf.function(grad_fn, jit_compile=True)"
-)
-_XLA_GRAD_BODY = (
-    "out, grad = grad_fn({params})\n"
-    "if grad is None:\n"
-    "    raise ValueError('the output does not depend on {wrt}: no gradient')"
-)
-_COMPILE = "loss_fn = torch.compile(loss_fn, dynamic=True, fullgraph=True)"
-
-
-def _tf_mode(name: str, base: str, runner: Backend) -> Mode:
-    return Mode(
-        name,
-        base,
-        "tf.function(jit_compile=True)",
-        runner,
-        "",
-        _FN + _XLA,
-        _XLA_GRAD,
-        "",
-        _XLA_GRAD_BODY,
-        pad=True,
-        # retracing warnings (a new shape or smoothing factor) are the expected cost
-        quiet='tf.get_logger().setLevel("ERROR")',
-    )
-
-
-TF_XLA = _tf_mode("tf-xla", "tf", TF)
-KERAS_XLA = _tf_mode("keras-xla", "keras", KERAS)
-TORCH_COMPILE = Mode(
-    "torch-compile",
-    "torch",
-    "torch.compile (Inductor, dynamic shapes)",
-    TORCH,
-    TORCH_COMPILE_CONFIG,
-    _FN + _COMPILE,
-    _FN + _COMPILE,
-    TORCH_AUTOGRAD.prepare,
-    TORCH_AUTOGRAD.body.replace("{call}", "loss_fn({params})"),  # on the compiled forward
-    pad=False,  # dynamic shapes: one compilation serves every batch size above 1
-    # Dynamo logs the exceptions it turns into errors (an index out of range) in full
-    quiet="import logging, torch._logging\ntorch._logging.set_logs(all=logging.CRITICAL)",
-)
-
-
-def _cuda_to(arr):
-    return convert.to_torch(arr).to("cuda")
-
-
-TORCH_CUDA_BACKEND = Backend(
-    "torch-cuda",
-    TORCH.requires,
-    TORCH.imports,
-    _cuda_to,
-    convert.from_torch,  # it moves the answer to the CPU
-    lambda a: _torch_literal(a) + '.to("cuda")',
-    TORCH.show,
-    TORCH.tile,
-)
-TORCH_CUDA = Mode(
-    "torch-cuda",
-    "torch",
-    "PyTorch on CUDA",
-    TORCH_CUDA_BACKEND,
-    "",
-    "",
-    "",
-    TORCH_AUTOGRAD.prepare,
-    TORCH_AUTOGRAD.body,
-    pad=False,
-    quiet="",
-    invoke="got = {call}",
-    compiles=False,
-)
-
-
-def _gpu_to(arr):
-    import tensorflow as tf
-
-    with tf.device("/GPU:0"):
-        return tf.identity(convert.to_tf(arr))
-
-
-TF_GPU_BACKEND = Backend(
-    "tf-gpu",
-    TF.requires,
-    TF.imports,
-    _gpu_to,
-    TF.from_native,
-    TF.literal,  # placed by the tf.device block around the call
-    TF.show,
-    TF.tile,
-)
-_ON_GPU = "with tf.device('/GPU:0'):\n"
-TF_GPU = Mode(
-    "tf-gpu",
-    "tf",
-    "TensorFlow on the GPU",
-    TF_GPU_BACKEND,
-    "",
-    "",
-    "",
-    "",
-    _ON_GPU + "\n".join("    " + line for line in _tf_gradient_body().splitlines()),
-    pad=False,
-    quiet="",
-    invoke=_ON_GPU + "    got = {call}",
-    compiles=False,
-)
-# JAX's impls are jitted: jit is how JAX code runs in practice (XLA compiles per shape)
-JAX_JIT = Mode(
-    "jax-jit",
-    "jax",
-    "jax.jit",
-    JAX,
-    "",
-    _FN + "loss_fn = jax.jit(loss_fn{static})",
-    "def grad_fn({params}):\n"
-    "    out, pullback = jax.vjp(lambda {wrt}: {call}, {wrt})\n"
-    "    return out, pullback(jnp.ones_like(out))[0]\n"
-    "grad_fn = jax.jit(grad_fn{static})",
-    "",
-    "out, grad = grad_fn({params})",
-    pad=True,
-    quiet="",
-)
-MODES = {m.name: m for m in (TF_XLA, KERAS_XLA, TORCH_COMPILE, TORCH_CUDA, TF_GPU, JAX_JIT)}
+def register_mode(mode: Mode) -> Mode:
+    MODES[mode.name] = mode
+    return mode
 
 
 def pad_rows(inputs: dict) -> tuple[dict, int]:
@@ -251,8 +85,6 @@ def pad_rows(inputs: dict) -> tuple[dict, int]:
     size = 1 << max(0, (n - 1).bit_length())
     if size == n:
         return inputs, n
-    import numpy as np
-
     out = {}
     for name, v in inputs.items():
         if getattr(v, "ndim", 0) >= 1 and v.shape[0] == n:

@@ -1,4 +1,11 @@
-"""Hand-written NumPy formulas from the seeds, computed in the case's dtype.
+"""NumPy: the backend of hand-written formulas and user code, its autodiff, and the seeds'
+naive formulas.
+
+The backend hands the arrays over as they are. NumPy has no autodiff: the naive
+formulas run unchanged on ``torch._numpy``, PyTorch's NumPy-compatible layer (the
+one torch.compile traces NumPy code with), under autograd.
+
+The naive impls are the seeds' hand-written NumPy formulas, computed in the case's dtype.
 
 These are what people write: "sigmoid, then log", "softmax, then log",
 -sum(p * log(q)), and each line of the derivation in the TF documentation of
@@ -15,7 +22,74 @@ NumPy keeps the arrays' dtype when a Python scalar joins them (NEP 50), so
 
 from __future__ import annotations
 
+import numpy as np
+
+from lossfuzz.harness.backends import (
+    Autodiff,
+    Backend,
+    float_name,
+    register_backend,
+    values_literal,
+)
 from lossfuzz.harness.registry import implementation
+
+
+def _literal(arr: np.ndarray) -> str:
+    if arr.dtype.kind in "iub":
+        return f"np.array({values_literal(arr)}, dtype=np.int64)"
+    name = float_name(arr)
+    dtype = "ml_dtypes.bfloat16" if name == "bfloat16" else f"np.{name}"
+    # float64 holds every value of the four formats, so the cast is exact
+    return (
+        f"np.array({values_literal(arr)}, dtype=np.float64).astype({dtype})"
+        f".reshape({tuple(arr.shape)!r})"
+    )
+
+
+def _to_torch_numpy(arr: np.ndarray):
+    import torch._numpy as tnp
+
+    from lossfuzz.harness.backends.torch import to_torch
+
+    return tnp.asarray(to_torch(arr))
+
+
+def _from_torch(t) -> np.ndarray:
+    from lossfuzz.harness.backends.torch import from_torch
+
+    return from_torch(t)
+
+
+def _torch_literal(arr: np.ndarray) -> str:
+    from lossfuzz.harness.backends.torch import literal
+
+    return f"np.asarray({literal(arr)})"
+
+
+NUMPY = Backend(
+    "numpy",
+    (),
+    "import numpy as np\nimport ml_dtypes",
+    lambda a: a,
+    lambda r: np.asarray(r),
+    _literal,
+    "float(np.asarray({v}).astype(np.float64).reshape(-1)[{i}])",
+)
+TORCH_NUMPY = Autodiff(
+    "torch.autograd through torch._numpy",
+    "import torch\nimport torch._numpy as np",
+    ("torch",),
+    _to_torch_numpy,
+    _from_torch,
+    _torch_literal,
+    "{v}.double().reshape(-1)[{i}].item()",
+    "{wrt}.tensor.requires_grad_()",
+    "out = {call}\n"
+    "grad, = torch.autograd.grad(out.tensor, {wrt}.tensor, torch.ones_like(out.tensor))",
+    ("float16", "float32", "float64"),  # torch._numpy has no bfloat16
+)
+register_backend(NUMPY, TORCH_NUMPY)
+
 
 SIGMOID_CE = "sigmoid_cross_entropy_with_logits"
 SOFTMAX_CE = "softmax_cross_entropy_with_logits"

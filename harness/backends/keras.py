@@ -1,4 +1,7 @@
-"""Keras 3's cross-entropies (keras.losses.*), on the TensorFlow backend.
+"""Keras 3: its backend (on TensorFlow), GradientTape, the XLA mode, and its impls.
+
+The impls are Keras' cross-entropies (keras.losses.*); ``twins.py`` gives each a
+``keras-xla:`` twin.
 
 Keras averages its losses over the last axis, so an elementwise loss is called
 with a trailing axis of size 1. On probabilities Keras clips to [eps, 1 - eps]
@@ -11,8 +14,46 @@ from __future__ import annotations
 
 import math
 
-from lossfuzz.harness.backends.tf_impls import LABELS_SUM_TO_ONE
-from lossfuzz.harness.registry import Deviation, implementation
+from lossfuzz.harness.backends import Autodiff, Backend, register_backend
+from lossfuzz.harness.backends.tf import (
+    LABELS_SUM_TO_ONE,
+    SHOW,
+    TILE,
+    from_tf,
+    gradient_body,
+    literal,
+    to_tf,
+    xla_mode,
+)
+from lossfuzz.harness.registry import Deviation, document, implementation
+
+KERAS = Backend(
+    "keras",
+    ("keras", "tensorflow"),
+    'import os\nos.environ.setdefault("KERAS_BACKEND", "tensorflow")\n'
+    "import keras\nimport tensorflow as tf",
+    to_tf,
+    from_tf,
+    literal,
+    SHOW,
+    TILE,
+    framework="keras",
+)
+register_backend(
+    KERAS, Autodiff.of(KERAS, "tf.GradientTape (Keras on TensorFlow)", "", gradient_body())
+)
+KERAS_XLA = xla_mode("keras-xla", "keras", KERAS)
+document(
+    "keras",
+    {
+        ("bce", "probs"): (
+            "either",
+            "y_pred holds probabilities (the range is not checked; they are clipped to "
+            "[eps, 1 - eps])",
+            "https://keras.io/api/losses/probabilistic_losses/",
+        ),
+    },
+)
 
 SOURCE = "keras/src/backend/tensorflow/nn.py (binary_/categorical_crossentropy)"
 EPSILON_CLIP = Deviation(

@@ -1,0 +1,214 @@
+"""The gate's policy and a run's defaults: ``lossfuzz.toml`` or ``[tool.lossfuzz]``.
+
+Every key is checked for its type when the file is read; a wrong one is exit 2 with
+one line naming the file and the key. See docs/gate.md for the keys.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+
+from lossfuzz.harness.errors import UsageError
+from lossfuzz.harness.results import CellKey
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    tomllib = None
+
+DEFAULT_SLACK = {"relative": 0.1, "ulps": 1.0}  # new > old * 1.1 + 1 ULP is worse
+QUANTITY_PATTERNS = ("value", "grad", "reduction", "*")
+
+
+@dataclass
+class KnownFailure:
+    impl: str  # fnmatch pattern
+    dtype: str = "*"
+    cls: str | None = None  # the class that is expected; None: any finding
+    reason: str = ""
+    issue: str = ""
+    quantity: str = "value"  # "value", "grad", "reduction" or "*" (any)
+
+    def matches(self, impl: str, dtype: str, quantity: str = "value") -> bool:
+        return (
+            fnmatch.fnmatchcase(impl, self.impl)
+            and fnmatch.fnmatchcase(dtype, self.dtype)
+            and fnmatch.fnmatchcase(quantity, self.quantity)
+        )
+
+
+@dataclass
+class Policy:
+    losses: list = field(default_factory=list)
+    impls: list = field(default_factory=list)
+    dtypes: list = field(default_factory=list)
+    quantities: list = field(default_factory=list)
+    batches: list = field(default_factory=list)  # reduction cells' batch sizes
+    budget: int | None = None
+    seed: int | None = None
+    slack: dict = field(default_factory=lambda: dict(DEFAULT_SLACK))
+    # "impl-pattern [dtype-pattern]" -> max ULP of the values; a gradient cell's limit
+    # names it: "impl-pattern d/dwrt-pattern [dtype-pattern]"; a reduction cell's its
+    # reduction: "impl-pattern mean [dtype-pattern]" (any batch size)
+    limits: dict = field(default_factory=dict)
+    known_failures: list = field(default_factory=list)
+    source: str | None = None
+
+    def limit(self, key: CellKey) -> float | None:
+        q = key.quantity
+        wrt, reduction = q.wrt, q.reduction
+        for pattern, value in self.limits.items():
+            words = pattern.split()
+            ip = words[0] if words else "*"
+            grad = next((w[3:] for w in words[1:] if w.startswith("d/d")), None)
+            red = next((w for w in words[1:] if w in ("mean", "sum", "*")), None)
+            dp = next((w.strip("[]") for w in words[1:] if w.startswith("[")), "*")
+            if (grad is None) != (wrt is None) or (red is None) != (reduction is None):
+                continue
+            if red is not None and not fnmatch.fnmatchcase(reduction, red):
+                continue
+            if grad is not None and not fnmatch.fnmatchcase(wrt, grad):
+                continue
+            if fnmatch.fnmatchcase(key.impl, ip) and fnmatch.fnmatchcase(key.dtype, dp or "*"):
+                return float(value)
+        return None
+
+    def known(self, impl: str, dtype: str, quantity: str = "value") -> KnownFailure | None:
+        return next((k for k in self.known_failures if k.matches(impl, dtype, quantity)), None)
+
+
+KEYS = {
+    "losses",
+    "impls",
+    "dtypes",
+    "quantities",
+    "batches",
+    "budget",
+    "seed",
+    "slack",
+    "limits",
+    "known_failures",
+}
+
+
+def load_policy(path: str | None = None) -> Policy:
+    """``path``, else ./lossfuzz.toml, else [tool.lossfuzz] of ./pyproject.toml, else defaults."""
+    if path is None:
+        if os.path.exists("lossfuzz.toml"):
+            path = "lossfuzz.toml"
+        elif os.path.exists("pyproject.toml"):
+            table = _read_toml("pyproject.toml").get("tool", {}).get("lossfuzz")
+            return _policy(table, "pyproject.toml [tool.lossfuzz]") if table else Policy()
+        else:
+            return Policy()
+    table = _read_toml(path)
+    tool = table.get("tool", {})
+    return _policy(tool.get("lossfuzz", table) if isinstance(tool, dict) else table, path)
+
+
+def _read_toml(path: str) -> dict:
+    if tomllib is None:  # pragma: no cover
+        raise UsageError("reading a policy file needs Python 3.11+ (tomllib)")
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory") from None
+    except PermissionError:
+        raise UsageError(f"{path}: permission denied") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not a text file") from None
+
+
+def _strings(table: dict, key: str, source: str) -> list[str]:
+    value = table.get(key, [])
+    if isinstance(value, str):
+        value = [value]  # impls = "naive:x" means the one impl, not its letters
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{source}: {key} must be a list of strings, got {value!r}"[:200])
+    return list(value)
+
+
+def _count(table: dict, key: str, source: str) -> int | None:
+    value = table.get(key)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise UsageError(f"{source}: {key} must be an integer >= 0, got {value!r}"[:200])
+    return value
+
+
+def _ulps(value, what: str, source: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (math.isfinite(value) and value >= 0)
+    ):
+        raise UsageError(f"{source}: {what} must be a finite number >= 0, got {value!r}"[:200])
+    return float(value)
+
+
+def _policy(table: dict, source: str) -> Policy:
+    if not isinstance(table, dict):
+        raise UsageError(f"{source}: [tool.lossfuzz] must be a table")
+    unknown = set(table) - KEYS
+    if unknown:
+        raise UsageError(f"{source}: unknown keys {sorted(unknown)}; known: {sorted(KEYS)}")
+    known = []
+    entries = table.get("known_failures", [])
+    if not isinstance(entries, list):
+        raise UsageError(f"{source}: known_failures must be a list of tables")
+    for entry in entries:
+        if not isinstance(entry, dict) or "impl" not in entry or "reason" not in entry:
+            raise UsageError(f"{source}: each known failure needs impl and reason")
+        for k, v in entry.items():
+            if k not in ("impl", "dtype", "class", "reason", "issue", "quantity"):
+                raise UsageError(f"{source}: a known failure has an unknown key {k!r}")
+            if not isinstance(v, str):
+                raise UsageError(f"{source}: known failure {k} must be a string, got {v!r}"[:200])
+        if entry.get("quantity", "value") not in QUANTITY_PATTERNS:
+            raise UsageError(
+                f"{source}: known failure quantity must be one of {', '.join(QUANTITY_PATTERNS)}"
+            )
+        known.append(
+            KnownFailure(
+                entry["impl"],
+                entry.get("dtype", "*"),
+                entry.get("class"),
+                entry["reason"],
+                entry.get("issue", ""),
+                entry.get("quantity", "value"),
+            )
+        )
+    slack = table.get("slack", {})
+    if not isinstance(slack, dict) or set(slack) - set(DEFAULT_SLACK):
+        raise UsageError(f"{source}: slack must be a table of relative and ulps")
+    slack = {k: _ulps(v, f"slack.{k}", source) for k, v in dict(DEFAULT_SLACK, **slack).items()}
+    limits = table.get("limits", {})
+    if not isinstance(limits, dict):
+        raise UsageError(f'{source}: limits must be a table of "impl [dtype]" = ULPs')
+    limits = {str(k): _ulps(v, f"limit {k!r}", source) for k, v in limits.items()}
+    batches = table.get("batches", [])
+    if not isinstance(batches, list) or not all(
+        isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= 10**8 for b in batches
+    ):
+        raise UsageError(f"{source}: batches must be a list of integers from 1 to 10**8")
+    return Policy(
+        losses=_strings(table, "losses", source),
+        impls=_strings(table, "impls", source),
+        dtypes=_strings(table, "dtypes", source),
+        quantities=_strings(table, "quantities", source),
+        batches=list(batches),
+        budget=_count(table, "budget", source),
+        seed=_count(table, "seed", source),
+        slack=slack,
+        limits=limits,
+        known_failures=known,
+        source=source,
+    )

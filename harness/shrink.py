@@ -1,0 +1,160 @@
+"""From leads to findings: each worst case re-run alone, shrunk to simple inputs, and
+confirmed by a second call (in another process under isolation).
+
+A batch only gives a lead: frameworks take other code paths for other batch sizes,
+so each lead is scored again as a case of one (what the reproducer runs) before it
+is shrunk and confirmed; one that changes class alone is dropped.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lossfuzz import oracles
+from lossfuzz.harness.cell import CellRun, rank
+from lossfuzz.harness.metrics import same_answer
+from lossfuzz.harness.results import VALUE, Quantity
+from lossfuzz.harness.scoring import Engine, Observation, score
+from lossfuzz.harness.search import rows_sound
+
+NOT_SCORABLE = (oracles.DomainError, oracles.OracleUndecided, ValueError, TypeError)
+
+
+def _simpler_values(v: float, dtype: str, is_label: bool) -> list[float]:
+    """Candidates simpler than v, simplest first: 0, 1, short decimals, fewer bits."""
+    if not math.isfinite(v) or v == 0:
+        return []
+    fmt = oracles.get_format(dtype)
+    out = [0.0, 1.0, 0.5] if is_label else [0.0, math.copysign(1.0, v)]
+    for digits in range(1, 5):
+        out.append(float(fmt.cast(float(f"{v:.{digits}g}"))))
+    if abs(v) < 2**53:
+        out.append(float(round(v)))
+    m, e = math.frexp(v)
+    for bits in range(1, fmt.precision):
+        out.append(float(fmt.cast(math.ldexp(math.trunc(m * 2**bits) / 2**bits, e))))  # toward 0
+    seen, result = set(), []
+    for c in out:
+        if c != v and c not in seen and math.isfinite(c):
+            seen.add(c)
+            result.append(c)
+    return result
+
+
+def shrink(
+    engine: Engine,
+    cell: CellRun,
+    o: Observation,
+    rounds: int = 3,
+) -> Observation:
+    """Greedily simplify each input value of a single case while its class stays the same."""
+    current = o
+    fmt = oracles.get_format(cell.dtype)
+    for _ in range(rounds):
+        changed = False
+        for name, value in current.inputs.items():
+            if not isinstance(value, np.ndarray) or value.dtype.kind in "iub":
+                continue  # class indices stay as they are
+            flat = value.astype(np.float64).ravel()
+            for pos in range(flat.size):
+                for candidate in _simpler_values(float(flat[pos]), cell.dtype, name == "labels"):
+                    trial = flat.copy()
+                    trial[pos] = candidate
+                    inputs = dict(current.inputs)
+                    inputs[name] = fmt.cast(trial).reshape(value.shape)
+                    found = same_class(engine, cell, inputs, current)
+                    if found is not None:
+                        current, flat, changed = found, trial, True
+                        break
+        if not changed:
+            break
+    return current
+
+
+def same_class(
+    engine: Engine, cell: CellRun, inputs: dict, like: Observation, caller=None
+) -> Observation | None:
+    """The observation at ``like``'s element for ``inputs`` scored alone on the exact path,
+    if it has ``like``'s class and an error of the same order; else None."""
+    impl, dtype, quantity = cell.impl, cell.dtype, cell.quantity
+    try:
+        if (
+            quantity.kind == "reduction"
+            and like.got is not None
+            and not rows_sound(engine, impl, dtype, inputs, caller)
+        ):
+            return None  # shrinking must not walk into rows the impl gets wrong alone
+        observations = score(
+            engine, impl, dtype, inputs, cell.tolerance, quantity, exact=True, caller=caller
+        )
+    except NOT_SCORABLE:
+        return None
+    if like.index >= len(observations):
+        return None
+    o = observations[like.index]
+    # same class, and an error of the same order: the worst case must not shrink away
+    if o.cls == like.cls and not o.score.ulp < like.score.ulp / 2:
+        return o
+    return None
+
+
+def confirm(engine: Engine, cell: CellRun, o: Observation) -> bool:
+    """The impl gives the same bits on a second call (under isolation, in another
+    process than the one that found it), and the exact oracle agrees again."""
+    again = same_class(engine, cell, o.inputs, o, caller=engine.confirmer)
+    if again is None:
+        return False
+    if o.got is None:
+        return again.got is None
+    return same_answer(again.got, o.got)
+
+
+def finalise(engine: Engine, cell: CellRun) -> list[Observation]:
+    """The cell's findings: the worst case of each class, shrunk and confirmed, worst first."""
+    findings = []
+    for (_, documented), lead in cell.worst_of.items():
+        if documented and (lead.cls, False) in cell.worst_of:
+            continue  # the class has an unexplained finding; that one is reported
+        alone = same_class(engine, cell, lead.inputs, lead)
+        if alone is None:
+            continue
+        if alone.cls in ("crash", "timeout"):
+            small = alone  # each try would cost a process or a timeout: keep the input
+        else:
+            # a reduction re-runs a whole batch per try: one round of simplification
+            rounds = 3 if cell.quantity.kind != "reduction" else 1
+            small = shrink(engine, cell, alone, rounds=rounds)
+        if confirm(engine, cell, small):
+            findings.append(small)
+    return sorted(findings, key=rank, reverse=True)
+
+
+def settle(engine: Engine, cell: CellRun) -> list[tuple[Observation, Observation]]:
+    """The cell's disagreements, each scored again alone on the exact path for both the
+    compiled twin and its eager impl (the cases the reproducers run): those whose bits
+    still differ, as (compiled, eager) observations, worst first."""
+    out = []
+    for d in sorted(cell.disagreements.values(), key=lambda d: d.rank, reverse=True):
+        o = d.compiled
+        try:
+            args = (cell.dtype, o.inputs, cell.tolerance, cell.quantity)
+            mine = score(engine, cell.impl, *args, exact=True)
+            theirs = score(engine, cell.twin, *args, exact=True)
+        except NOT_SCORABLE:
+            continue
+        if o.index >= min(len(mine), len(theirs)):
+            continue
+        a, b = mine[o.index], theirs[o.index]
+        if a.got is None or b.got is None or same_answer(a.got, b.got):
+            continue  # it differs only inside a batch; reported cases stand alone
+        out.append((a, b))
+    return out
+
+
+def rescore(
+    engine: Engine, cell: CellRun, inputs: dict, quantity: Quantity = VALUE
+) -> list[Observation]:
+    """Score a case alone on the exact path (``repro`` and sweeps)."""
+    return score(engine, cell.impl, cell.dtype, inputs, cell.tolerance, quantity, exact=True)
