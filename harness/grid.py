@@ -16,7 +16,8 @@ from functools import cache
 
 import numpy as np
 
-from lossfuzz.harness.strategies import _ordinal_step, danger_points
+from lossfuzz.harness.strategies import danger_points
+from lossfuzz.harness.ulp import step
 from lossfuzz.oracles import get_format, get_loss
 
 ROUND = [1.0, 2.0, 10.0, 20.0, 30.0, 50.0, 100.0, 1000.0]
@@ -28,7 +29,7 @@ def logit_points(dtype: str) -> tuple[float, ...]:
     pts = set()
     for p in danger_points(fmt):
         for k in (-2, -1, 0, 1, 2):
-            pts.add(_ordinal_step(p, fmt, k))
+            pts.add(step(p, fmt, k))
     pts.update([fmt.min_subnormal, fmt.max_finite, math.inf])
     pts.update(float(fmt.cast(v)) for v in ROUND)
     pts |= {-p for p in pts}
@@ -38,7 +39,7 @@ def logit_points(dtype: str) -> tuple[float, ...]:
 @cache
 def label_points(dtype: str) -> tuple[float, ...]:
     fmt = get_format(dtype)
-    return (0.0, 1.0, 0.5, fmt.min_subnormal, _ordinal_step(1.0, fmt, -1))
+    return (0.0, 1.0, 0.5, fmt.min_subnormal, step(1.0, fmt, -1))
 
 
 @cache
@@ -51,8 +52,8 @@ def prob_points(dtype: str) -> tuple[float, ...]:
         float(fmt.cast(1e-7)),
         float(fmt.cast(1e-3)),
         0.5,
-        _ordinal_step(1.0, fmt, -2),
-        _ordinal_step(1.0, fmt, -1),
+        step(1.0, fmt, -2),
+        step(1.0, fmt, -1),
         1.0,
     )
 

@@ -23,21 +23,9 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from lossfuzz.harness.ulp import step
 from lossfuzz.oracles import get_format, get_loss
 from lossfuzz.oracles.formats import Format
-
-
-def _ordinal_step(x: float, fmt: Format, k: int) -> float:
-    """The float k steps from x in fmt (ordinal walk, sign-magnitude aware)."""
-    t = fmt.numpy_dtype.type
-    u = {2: np.uint16, 4: np.uint32, 8: np.uint64}[fmt.numpy_dtype.itemsize]
-    nbits = fmt.bits
-    bits = int(np.array(t(x)).view(u))
-    sign, mag = bits >> (nbits - 1), bits & ((1 << (nbits - 1)) - 1)
-    ordinal = (-mag if sign else mag) + k
-    new = ordinal if ordinal >= 0 else (1 << (nbits - 1)) | -ordinal
-    new = min(new, (1 << nbits) - 1)
-    return float(np.array(new, dtype=u).view(t))
 
 
 def danger_points(fmt: Format) -> list[float]:
@@ -71,7 +59,7 @@ def logits(dtype: str, *, allow_nan: bool = False, allow_infinity: bool = True):
     """Logits from every regime, weighted towards the danger points."""
     fmt = get_format(dtype)
     near = st.tuples(st.sampled_from(danger_points(fmt)), st.integers(-64, 64)).map(
-        lambda p: _ordinal_step(p[0], fmt, p[1])
+        lambda p: step(p[0], fmt, p[1])
     )
     moderate = st.floats(-40.0, 40.0).map(lambda v: float(fmt.cast(v)))
     specials = [0.0, -0.0, fmt.min_subnormal, -fmt.min_subnormal, fmt.max_finite, -fmt.max_finite]
@@ -90,11 +78,11 @@ def logits(dtype: str, *, allow_nan: bool = False, allow_infinity: bool = True):
 def unit_interval(dtype: str):
     """Values in [0, 1]: the ends, one ULP from each end, tiny and soft values."""
     fmt = get_format(dtype)
-    one_below = _ordinal_step(1.0, fmt, -1)
+    one_below = step(1.0, fmt, -1)
     return st.one_of(
         st.sampled_from([0.0, 1.0, 0.5, fmt.min_subnormal, one_below]),
         st.tuples(st.sampled_from([0.0, 1.0]), st.integers(1, 64)).map(
-            lambda p: _ordinal_step(p[0], fmt, p[1] if p[0] == 0 else -p[1])
+            lambda p: step(p[0], fmt, p[1] if p[0] == 0 else -p[1])
         ),
         st.floats(0.0, 1.0).map(lambda v: float(fmt.cast(v))),
     )
