@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from lossfuzz.reports import browser as chromium
 from lossfuzz.harness.results import Results
+from lossfuzz.reports import browser as chromium
 from lossfuzz.reports.render import html
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from lossfuzz import oracles
 from lossfuzz.harness.errors import UsageError
 from lossfuzz.harness.findings import cell_record, disagreement, finding
+from lossfuzz.harness.isolation import Stopped
 from lossfuzz.harness.metrics import DEFAULT_TOLERANCE
 from lossfuzz.harness.registry import (
     Impl,
@@ -212,13 +213,18 @@ def run(
             tolerance=tolerance,
             deadline=deadline,
         )
-        if engine.stop:
+        try:
+            if engine.stop:
+                raise Stopped("the run was stopped")
+            kept = [finding(cell, o) for o in finalise(engine, cell)]
+            differ = (
+                tuple(disagreement(cell, a, b) for a, b in settle(engine, cell))
+                if cell.twin
+                else ()
+            )
+        except Stopped:
             complete = False  # a signal cut this cell short: it is not kept
             break
-        kept = [finding(cell, o) for o in finalise(engine, cell)]
-        differ = (
-            tuple(disagreement(cell, a, b) for a, b in settle(engine, cell)) if cell.twin else ()
-        )
         record = cell_record(cell, differ)
         cells.append(record)
         findings.extend(kept)

@@ -21,7 +21,7 @@ from lossfuzz.harness.metrics import (
 )
 from lossfuzz.harness.registry import Impl
 from lossfuzz.harness.results import VALUE, CellKey, Quantity
-from lossfuzz.harness.scoring import Observation
+from lossfuzz.harness.scoring import RUN_ENDING, Observation
 
 PROFILE_BINS = 400  # at most this many points of error against input per cell
 BINS_PER_OCTAVE = 4
@@ -68,6 +68,7 @@ class CellRun:
     seconds: float = 0.0
     profile: dict = field(default_factory=dict)  # bin -> (x, ulp, class, got, exact)
     stopped: str | None = None  # why the search ended early (the impl crashed or hung)
+    fatal: BaseException | None = None  # what ended the run inside the search, re-raised
     # a compiled twin's cell also runs its eager impl on every batch: elements whose bits
     # differ (signed zero and NaN payloads aside) are disagreements, the worst kept per
     # pair of classes (compiled class, eager class)
@@ -113,8 +114,10 @@ class CellRun:
             return
         try:
             cast = oracles.cast_inputs(self.impl.loss, self.dtype, **inputs)
-            theirs = engine.caller.answer(self.twin, cast, self.quantity)
+            theirs = engine.caller.answer(self.twin, cast, self.quantity, len(observations))
             theirs = np.asarray(theirs).astype(np.float64).ravel()
+        except RUN_ENDING:
+            raise
         except Exception:  # noqa: BLE001 - the eager impl's own cell reports its failures
             return
         if theirs.size != len(observations):

@@ -28,6 +28,7 @@ from lossfuzz.harness.commands import (
     cmd_sweep,
 )
 from lossfuzz.harness.errors import UsageError, first_line
+from lossfuzz.harness.isolation import WorkerStartError
 
 MAX_TIMEOUT = 7 * 86400.0  # seconds: a week; longer waits overflow the pipe's poll
 
@@ -205,6 +206,18 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("repro", help="re-run the findings of a results file")
     s.add_argument("results")
     s.add_argument("--finding", type=_nonnegative_int, help="only finding N (0-based)")
+    s.add_argument(
+        "--impl",
+        action="append",
+        metavar="MODULE:FUNCTION",
+        help="re-run findings of this user impl (user code named in a file is never imported)",
+    )
+    s.add_argument("--no-isolation", action="store_true", help="call impls in this process")
+    s.add_argument("--timeout", type=_positive_float, default=60.0, help="seconds per impl call")
+    s.add_argument(
+        "--memory-limit", type=_gibibytes, default=16.0, dest="memory_limit",
+        help="GiB of address space per worker process",
+    )  # fmt: skip
     s.set_defaults(func=cmd_repro)
     return p
 
@@ -226,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lossfuzz: interrupted", file=sys.stderr)
         return 130
+    except WorkerStartError as exc:  # the machine's, not the user's input nor a bug
+        print(f"lossfuzz: error: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
     except BrokenPipeError:
         return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - a bug in lossfuzz: one line, never exit 1

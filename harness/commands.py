@@ -12,6 +12,8 @@ import sys
 import time
 
 from lossfuzz.harness.errors import UsageError
+from lossfuzz.harness.jsonio import OutputLock
+from lossfuzz.reports.escape import terminal
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -151,11 +153,8 @@ class StopOnSignal:
 
 
 def cmd_run(args) -> int:
-    from lossfuzz.harness import campaign, journal
-    from lossfuzz.harness.jsonio import write_json_atomic
+    from lossfuzz.harness import campaign
     from lossfuzz.harness.policy import load_policy
-    from lossfuzz.harness.scoring import Engine, Stop
-    from lossfuzz.reports.terminal import summary_table
 
     policy = load_policy(args.config)
     args.loss = args.loss or policy.losses
@@ -179,6 +178,16 @@ def cmd_run(args) -> int:
     _check_writable(args.out, [args.config or "lossfuzz.toml", "pyproject.toml"])
     selection.cells = selection.cells[k - 1 :: n]  # every N-th cell: merge interleaves them back
     shard = (k, n) if n > 1 else None
+    with OutputLock(args.out):
+        return _run_locked(args, selection, shard, n)
+
+
+def _run_locked(args, selection, shard, n) -> int:
+    from lossfuzz.harness import campaign, journal
+    from lossfuzz.harness.jsonio import write_json_atomic
+    from lossfuzz.harness.scoring import Engine, Stop
+    from lossfuzz.reports.terminal import summary_table
+
     plan = journal.plan_key(selection, args.seed, args.budget, campaign.DEFAULT_TOLERANCE)
     jpath = journal.path_for(args.out)
     done = journal.read(jpath, plan) if args.resume else {}
@@ -200,7 +209,7 @@ def cmd_run(args) -> int:
     else:
         from lossfuzz.harness.isolation import Isolation
 
-        isolation = Isolation(args.timeout, int(args.memory_limit * 2**30))
+        isolation = Isolation(args.timeout, int(args.memory_limit * 2**30), lambda: bool(stop))
         engine = Engine.isolated(isolation, stop)
     try:
         with StopOnSignal(stop) as signals:
@@ -314,7 +323,8 @@ def cmd_sweep(args) -> int:
             sys.stderr.write(f"\r\033[K[{n}/{total} chunks]")
             sys.stderr.flush()
 
-    data = sweep.run(plan, args.out, jobs=args.jobs, resume=args.resume, progress=show)
+    with OutputLock(args.out):
+        data = sweep.run(plan, args.out, jobs=args.jobs, resume=args.resume, progress=show)
     if sys.stderr.isatty():
         sys.stderr.write("\r\033[K")
     write_json_atomic(args.out, data.to_json())
@@ -404,10 +414,14 @@ def cmd_gate(args) -> int:
 
 
 def cmd_repro(args) -> int:
+    """Re-run findings. Nothing named in the file is imported: a user's impl
+    (``user:MOD:FN``) is re-run only when ``--impl MOD:FN`` names it; every impl runs in
+    worker processes with the run's timeout, so a crash or an exit is an outcome."""
     from lossfuzz.harness.cell import CellRun
     from lossfuzz.harness.findings import message
+    from lossfuzz.harness.isolation import Isolation
     from lossfuzz.harness.jsonio import hexfloat
-    from lossfuzz.harness.registry import get_impl, user_impl
+    from lossfuzz.harness.registry import load_all, user_impl
     from lossfuzz.harness.results import Results
     from lossfuzz.harness.scoring import Engine
     from lossfuzz.harness.search import reduction_tolerance
@@ -424,30 +438,56 @@ def cmd_repro(args) -> int:
         chosen = [(args.finding, findings[args.finding])]
     else:
         chosen = list(enumerate(findings))
-    engine = Engine()
-    changed = 0
-    for i, f in chosen:
-        impl_id = f.impl
-        impl = (
-            user_impl(impl_id.partition(":")[2], f.loss)
-            if impl_id.startswith("user:")
-            else get_impl(impl_id)
-        )
-        q = f.quantity
-        tolerance = 4.0 if q.kind != "reduction" else reduction_tolerance(4.0, q.batch)
-        cell = CellRun(impl, f.dtype, q, tolerance)
-        observations = rescore(engine, cell, f.inputs.arrays(f.dtype), q)
-        o = observations[f.index] if f.index < len(observations) else observations[0]
-        same = o.cls == f.cls and (
-            o.error is not None
-            if f.got is None
-            else o.got is not None and hexfloat(o.got) == hexfloat(f.got)
-        )
-        changed += not same
-        verdict = "reproduces" if same else f"changed: now {o.cls}"
-        print(f"[{i}] {verdict}: {message(impl, f.dtype, o, q)}")
-    print(f"{len(chosen) - changed} of {len(chosen)} findings reproduce")
-    return EXIT_OK if not changed else EXIT_FINDINGS
+    allowed = set(args.impl or ())
+    registry = load_all()
+    isolation = (
+        None if args.no_isolation else Isolation(args.timeout, int(args.memory_limit * 2**30))
+    )
+    engine = Engine() if isolation is None else Engine.isolated(isolation)
+    changed, skipped = 0, []
+    try:
+        for i, f in chosen:
+            if f.impl.startswith("user:") and f.impl[5:] in allowed:
+                impl = user_impl(f.impl[5:], f.loss)
+            elif f.impl in registry and not f.impl.startswith("user:"):
+                impl = registry[f.impl]
+            else:
+                skipped.append(f.impl)
+                why = (
+                    f"user code, re-run only with --impl {f.impl[5:]}"
+                    if f.impl.startswith("user:")
+                    else "not an impl of this installation"
+                )
+                print(f"[{i}] not re-run ({why}): {terminal(f.message)}")
+                continue
+            q = f.quantity
+            tolerance = 4.0 if q.kind != "reduction" else reduction_tolerance(4.0, q.batch)
+            cell = CellRun(impl, f.dtype, q, tolerance)
+            observations = rescore(engine, cell, f.inputs.arrays(f.dtype), q)
+            o = observations[f.index] if f.index < len(observations) else observations[0]
+            same = o.cls == f.cls and (
+                o.error is not None
+                if f.got is None
+                else o.got is not None and hexfloat(o.got) == hexfloat(f.got)
+            )
+            changed += not same
+            verdict = "reproduces" if same else f"changed: now {o.cls}"
+            print(f"[{i}] {verdict}: {terminal(message(impl, f.dtype, o, q))}")
+    finally:
+        if isolation is not None:
+            isolation.stop()
+    ran = len(chosen) - len(skipped)
+    print(
+        f"{ran - changed} of {ran} findings reproduce"
+        + (f"; {len(skipped)} not re-run" if skipped else "")
+    )
+    if changed:
+        return EXIT_FINDINGS
+    if skipped:
+        names = ", ".join(sorted({s[5:] for s in skipped if s.startswith("user:")}))
+        hint = f": name their code with --impl ({names})" if names else ""
+        raise UsageError(f"{len(skipped)} findings were not re-run{hint}")
+    return EXIT_OK
 
 
 def cmd_report(args) -> int:

@@ -15,7 +15,7 @@ import json
 import os
 
 from lossfuzz.harness.errors import UsageError
-from lossfuzz.harness.jsonio import DataError, Fields, loads
+from lossfuzz.harness.jsonio import DataError, Fields, loads, open_nofollow
 from lossfuzz.harness.results import Cell, CellKey, Finding
 
 SCHEMA = "lossfuzz/run-journal/1"
@@ -94,16 +94,19 @@ class Writer:
         self.path = path
         mode = "a" if append and os.path.exists(path) else "w"
         torn = mode == "a" and ends_torn(path)
-        self.file = open(path, mode, encoding="utf-8")  # noqa: SIM115 (closed by close())
+        self.file = open_nofollow(path, mode)  # a link here is refused, never written through
         if torn:
             self.file.write("\n")  # end the line a kill tore, so the next record stands alone
         if mode == "w":
             self._line({"schema": SCHEMA, "plan": plan})
 
     def _line(self, obj: dict) -> None:
-        self.file.write(json.dumps(obj, allow_nan=False) + "\n")
-        self.file.flush()
-        os.fsync(self.file.fileno())
+        try:
+            self.file.write(json.dumps(obj, allow_nan=False) + "\n")
+            self.file.flush()
+            os.fsync(self.file.fileno())
+        except OSError as exc:
+            raise DataError(f"cannot write {self.path}: {exc.strerror}") from None
 
     def cell(self, key: CellKey, record: Cell, findings: list[Finding]) -> None:
         self._line(

@@ -115,6 +115,57 @@ def write_json_atomic(path: str, data) -> None:
     write_text_atomic(path, dumps(data))
 
 
+def open_nofollow(path: str, mode: str):
+    """A text file opened for writing ("w") or appending ("a") without following a
+    symbolic link at ``path`` (a link there is an error, its target left alone)."""
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    flags |= os.O_APPEND if mode == "a" else os.O_TRUNC
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise DataError(f"cannot write {path}: it is a symbolic link") from None
+        raise DataError(f"cannot write {path}: {exc.strerror}") from None
+    return os.fdopen(fd, mode, encoding="utf-8")
+
+
+class OutputLock:
+    """Held while a run writes ``path``: a second run on the same output is refused with
+    one line (an advisory lock on ``path.lock``, released when the process ends)."""
+
+    def __init__(self, path: str):
+        self.path = path + ".lock"
+        self.fd = None
+
+    def __enter__(self):
+        import fcntl
+
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            self.fd = os.open(self.path, flags, 0o666)
+        except OSError as exc:
+            raise DataError(f"cannot lock {self.path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            self.fd = None
+            raise DataError(
+                f"another lossfuzz run is writing {self.path[:-5]} ({self.path} is locked)"
+            ) from None
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+            os.close(self.fd)
+            self.fd = None
+        return False
+
+
 # ------------------------------------------------------------------ checked fields
 
 
@@ -232,6 +283,8 @@ def to_float(v) -> float | None:
     if isinstance(v, str) and len(v) <= 64:
         if v in ("nan", "inf", "-inf"):
             return float(v)
+        if not v.lstrip("+-").startswith("0x"):
+            return None  # only float.hex() text: "abc" would read as 2748
         try:
             return float.fromhex(v)
         except (ValueError, OverflowError):

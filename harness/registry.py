@@ -448,7 +448,9 @@ def skipped_reason(impl: Impl, quantity: Quantity = VALUE) -> str | None:
         reason = availability(module)
         if reason:
             return reason
-    return impl.compiled.unavailable() if impl.compiled else None
+    base = impl.compiled.base if impl.compiled else impl.runtime
+    reason = BACKENDS[base].unavailable() if base in BACKENDS else None
+    return reason or (impl.compiled.unavailable() if impl.compiled else None)
 
 
 def framework_versions() -> dict[str, str | None]:

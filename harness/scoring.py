@@ -22,7 +22,7 @@ import numpy as np
 
 from lossfuzz import oracles
 from lossfuzz.harness.errors import first_line
-from lossfuzz.harness.isolation import IN_PROCESS, ImplFailed
+from lossfuzz.harness.isolation import IN_PROCESS, ImplFailed, Stopped, WorkerStartError
 from lossfuzz.harness.metrics import (
     CLASSES,
     CODE,
@@ -66,7 +66,7 @@ class Engine:
 
     @classmethod
     def isolated(cls, isolation, stop: Stop | None = None) -> Engine:
-        return cls(isolation.search, isolation.confirm, stop or Stop())
+        return cls(isolation.search, isolation.confirm, stop if stop is not None else Stop())
 
 
 @dataclass
@@ -84,6 +84,22 @@ class Observation:
     @property
     def cls(self) -> str:
         return self.score.cls
+
+
+RUN_ENDING = (Stopped, WorkerStartError)  # not an impl's failure: they end the run
+
+
+def checked(got, shape: tuple) -> np.ndarray:
+    """An impl's answer as a real floating-point array of ``shape``, or ValueError saying
+    what it is instead (an object, string, integer or complex array; another shape)."""
+    got = np.asarray(got)
+    if got.dtype.kind == "c":
+        raise ValueError(f"returned complex numbers ({got.dtype}), expected real ones")
+    if got.dtype.kind != "f" and got.dtype.name != "bfloat16":
+        raise ValueError(f"returned an array of {got.dtype}, expected floating point")
+    if got.shape != tuple(shape):
+        raise ValueError(f"returned shape {got.shape}, expected {tuple(shape)}")
+    return got
 
 
 def single_case(inputs: dict, row: int) -> dict:
@@ -138,9 +154,9 @@ def score(
         ev = oracles.evaluate_gradient(impl.loss, quantity.wrt, dtype, **inputs)
     cast = dict(ev.inputs)
     try:
-        got = caller.answer(impl, cast, quantity)
-        if got.shape != ev.reference.shape:
-            raise ValueError(f"returned shape {got.shape}, expected {ev.reference.shape}")
+        got = checked(caller.answer(impl, cast, quantity, ev.reference.size), ev.reference.shape)
+    except RUN_ENDING:
+        raise
     except Exception as exc:  # noqa: BLE001 - an impl failing is a finding, not our crash
         n = ev.reference.shape[0] if ev.reference.ndim else 1
         return _failed(engine, impl, dtype, cast, tolerance, quantity, exc, n, exact, caller)
@@ -176,9 +192,12 @@ def score_reduced(engine, impl, dtype, inputs, tolerance, quantity, caller=None)
     counts = reductions.tile_counts(rows, quantity.batch)
     exact, ref = reductions.reduce(spec.id, quantity.reduction, dtype, counts=counts, **cast)
     try:
-        got = caller.answer(impl, cast, quantity)
+        got = np.asarray(caller.answer(impl, cast, quantity, 1))
         if got.size != 1:
             raise ValueError(f"returned shape {got.shape}, expected one number")
+        got = checked(got, got.shape)
+    except RUN_ENDING:
+        raise
     except Exception as exc:  # noqa: BLE001 - an impl failing is a finding, not our crash
         return _failed(engine, impl, dtype, cast, tolerance, quantity, exc, 1, True, caller)
     g = float(got.astype(np.float64).ravel()[0])
@@ -217,13 +236,13 @@ def _score_fast(engine, impl, dtype, inputs, tolerance, caller):
     check_elementwise_domain(spec, cast)
     fv = fast.fast_values(spec.id, dtype, cast)
     try:
-        got = caller.answer(impl, cast, VALUE)
+        got = checked(caller.answer(impl, cast, VALUE, fv.value.size), fv.value.shape)
+    except RUN_ENDING:
+        raise
     except ImplFailed as exc:  # not twice: a crash or a hang costs a worker or a timeout
         n = fv.value.shape[0] if fv.value.ndim else 1
         return _failed(engine, impl, dtype, cast, tolerance, VALUE, exc, n, False, caller)
-    except Exception:  # noqa: BLE001 - the exact path finds which cases raise
-        return None
-    if got.shape != fv.value.shape:
+    except Exception:  # noqa: BLE001 - the exact path finds which cases raise, and why
         return None
     fmt = oracles.get_format(dtype)
     y = got.astype(np.float64).ravel()

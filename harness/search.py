@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings, target
 from lossfuzz import oracles
 from lossfuzz.harness.cell import CellRun
 from lossfuzz.harness.grid import edge_grid
+from lossfuzz.harness.isolation import Stopped, WorkerStartError
 from lossfuzz.harness.metrics import DEFAULT_TOLERANCE
 from lossfuzz.harness.registry import Impl, get_impl
 from lossfuzz.harness.results import VALUE, Quantity
@@ -60,9 +61,14 @@ def run_grid(engine: Engine, cell: CellRun) -> None:
     for batch in edge_grid(cell.impl.loss, cell.dtype):
         if cell.stopped or engine.stop:
             return
-        observations = score(engine, cell.impl, cell.dtype, batch, cell.tolerance, cell.quantity)
-        cell.add(observations)
-        cell.compare(engine, batch, observations)
+        try:
+            observations = score(
+                engine, cell.impl, cell.dtype, batch, cell.tolerance, cell.quantity
+            )
+            cell.add(observations)
+            cell.compare(engine, batch, observations)
+        except Stopped:
+            return
 
 
 def cell_seed(campaign_seed: int, cell: CellRun) -> int:
@@ -100,7 +106,8 @@ def fuzz(
     )
     @given(strategy)
     def explore(inputs):
-        if cell.stopped or engine.stop or (deadline is not None and time.monotonic() > deadline):
+        late = deadline is not None and time.monotonic() > deadline
+        if cell.stopped or cell.fatal or engine.stop or late:
             return  # the campaign's time is spent, or the impl crashed: let the rest pass by
         try:
             if reduction and not rows_sound(engine, cell.impl, cell.dtype, inputs):
@@ -108,10 +115,15 @@ def fuzz(
             observations = score(
                 engine, cell.impl, cell.dtype, inputs, cell.tolerance, cell.quantity
             )
+            worst = cell.add(observations)
+            cell.compare(engine, inputs, observations)
         except (oracles.DomainError, oracles.OracleUndecided):
             return  # the strategies stay in the domain; this guards against edge casts
-        worst = cell.add(observations)
-        cell.compare(engine, inputs, observations)
+        except Stopped:
+            return
+        except WorkerStartError as exc:  # raised again once Hypothesis is out of the way
+            cell.fatal = exc
+            return
         # quantised to 1/64 octave, so that the fast path's last bits (2**-40 relative)
         # never steer the search elsewhere than the exact path would
         level = round(math.log2(1.0 + min(worst, TARGET_CAP)) * 64) / 64
@@ -119,6 +131,8 @@ def fuzz(
 
     with seed_only():
         explore()
+    if cell.fatal is not None:
+        raise cell.fatal
 
 
 def rows_sound(engine: Engine, impl: Impl, dtype: str, inputs: dict, caller=None) -> bool:

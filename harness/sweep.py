@@ -30,7 +30,7 @@ import numpy as np
 from lossfuzz import oracles
 from lossfuzz.harness.errors import UsageError, first_line
 from lossfuzz.harness.journal import ends_torn
-from lossfuzz.harness.jsonio import hexfloat
+from lossfuzz.harness.jsonio import hexfloat, open_nofollow
 from lossfuzz.harness.metrics import (
     CLASSES,
     CODE,
@@ -280,7 +280,7 @@ def run(
     done = read_journal(jpath, plan) if resume else {}
     todo = [i for i in plan.chunks if i not in done]
     mode = "a" if resume and os.path.exists(jpath) and done else "w"
-    with open(jpath, mode, encoding="utf-8") as journal:
+    with open_nofollow(jpath, mode) as journal:
         if mode == "a" and ends_torn(jpath):
             journal.write("\n")  # end the line a kill tore, so the next record stands alone
         if mode == "w":

@@ -77,6 +77,8 @@ class Backend:
     # is ", 1" for each further axis
     tile: str = "{v} = np.tile({v}, ({reps}{ones}))[:{n}]"
     framework: str | None = None  # the library whose documentation its impls follow
+    # why this backend cannot run here though its modules import (a configuration), or None
+    unavailable: Callable[[], str | None] = lambda: None
 
     @cache  # noqa: B019  (backends are a few module-level singletons)
     def namespace(self) -> dict:

@@ -13,6 +13,7 @@ the loss it is scored against, the clip is a documented deviation.
 from __future__ import annotations
 
 import math
+import os
 
 from lossfuzz.harness.backends import Autodiff, Backend, register_backend
 from lossfuzz.harness.backends.tf import (
@@ -27,6 +28,17 @@ from lossfuzz.harness.backends.tf import (
 )
 from lossfuzz.harness.registry import Deviation, document, implementation
 
+
+def _not_on_tensorflow() -> str | None:
+    name = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if name != "tensorflow":
+        return (
+            f"Keras is set to its {name} backend (KERAS_BACKEND={name}); "
+            "lossfuzz's keras: impls run on TensorFlow"
+        )
+    return None
+
+
 KERAS = Backend(
     "keras",
     ("keras", "tensorflow"),
@@ -38,6 +50,7 @@ KERAS = Backend(
     SHOW,
     TILE,
     framework="keras",
+    unavailable=_not_on_tensorflow,
 )
 register_backend(
     KERAS, Autodiff.of(KERAS, "tf.GradientTape (Keras on TensorFlow)", "", gradient_body())
