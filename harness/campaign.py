@@ -216,7 +216,7 @@ def run(
         try:
             if engine.stop:
                 raise Stopped("the run was stopped")
-            kept = [finding(cell, o) for o in finalise(engine, cell)]
+            kept = [finding(cell, o, g) for o, g in finalise(engine, cell)]
             differ = (
                 tuple(disagreement(cell, a, b) for a, b in settle(engine, cell))
                 if cell.twin

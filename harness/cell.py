@@ -12,19 +12,68 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lossfuzz import oracles
+from lossfuzz.harness.deviations import Case
 from lossfuzz.harness.metrics import (
+    CLASSES,
     DEFAULT_TOLERANCE,
     FINDING_CLASSES,
     SEVERITY,
     classify,
     same_answer,
 )
+from lossfuzz.harness.records import Tally
 from lossfuzz.harness.registry import Impl
 from lossfuzz.harness.results import VALUE, CellKey, Quantity
 from lossfuzz.harness.scoring import RUN_ENDING, Observation
+from lossfuzz.harness.signature import signature
 
 PROFILE_BINS = 400  # at most this many points of error against input per cell
 BINS_PER_OCTAVE = 4
+MAX_GROUPS = 64  # distinct groups of findings listed per cell; more are counted
+
+
+def special_input(inputs: dict) -> bool:
+    """An input is an infinity or NaN: the case tests a special value, not accuracy."""
+    for v in inputs.values():
+        if isinstance(v, np.ndarray) and v.dtype.kind not in "iub":
+            if not np.isfinite(v.astype(np.float64)).all():
+                return True
+    return False
+
+
+@dataclass
+class Counts:
+    """A running Tally."""
+
+    cases: int = 0
+    counts: Counter = field(default_factory=Counter)
+    max_ulp: float = 0.0
+    max_finite_ulp: float = 0.0
+
+    def add(self, o: Observation) -> None:
+        self.cases += 1
+        self.counts[o.cls] += 1
+        ulp = o.score.ulp
+        if not math.isnan(ulp):
+            self.max_ulp = max(self.max_ulp, ulp)
+            if math.isfinite(ulp):
+                self.max_finite_ulp = max(self.max_finite_ulp, ulp)
+
+    def tally(self) -> Tally:
+        counts = tuple((c, self.counts[c]) for c in CLASSES if self.counts[c])
+        return Tally(self.cases, counts, self.max_ulp, self.max_finite_ulp)
+
+
+@dataclass
+class Group:
+    """The failing cases of one class in one regime of inputs (``signature.py``)."""
+
+    cls: str
+    signature: tuple
+    explained: object  # the Deviation that explains them, or None
+    special: bool
+    count: int = 0
+    worst: Observation | None = None
 
 
 def rank(o: Observation) -> tuple:
@@ -62,9 +111,13 @@ class CellRun:
     counts: Counter = field(default_factory=Counter)
     max_ulp: float = 0.0
     max_finite_ulp: float = 0.0  # over the answers with a finite error: what inf hides
-    # (class, documented) -> the worst Observation: a finding that a documented clamp
-    # explains is kept apart, so that it never hides an unexplained one of its class
-    worst_of: dict = field(default_factory=dict)
+    # (class, signature, explained) -> Group: a finding that a library's clamp explains
+    # is kept apart, so that it never hides an unexplained one of its regime
+    groups: dict = field(default_factory=dict)
+    max_groups: int = MAX_GROUPS
+    dropped: set = field(default_factory=set)  # group keys beyond max_groups
+    finite: Counts = field(default_factory=Counts)
+    special: Counts = field(default_factory=Counts)
     seconds: float = 0.0
     profile: dict = field(default_factory=dict)  # bin -> (x, ulp, class, got, exact)
     stopped: str | None = None  # why the search ended early (the impl crashed or hung)
@@ -88,6 +141,8 @@ class CellRun:
     def add(self, observations: list[Observation]) -> float:
         """Record a batch; returns its worst ULP error (for target())."""
         worst = 0.0
+        spec = oracles.get_loss(self.impl.loss)
+        fmt = oracles.get_format(self.dtype)
         for o in observations:
             self.cases += 1
             self.counts[o.cls] += 1
@@ -97,15 +152,28 @@ class CellRun:
                 worst = max(worst, ulp)
                 if math.isfinite(ulp):
                     self.max_finite_ulp = max(self.max_finite_ulp, ulp)
+            special = special_input(o.inputs)
+            (self.special if special else self.finite).add(o)
             if o.cls in ("crash", "timeout") and self.stopped is None:
                 self.stopped = f"{o.cls}: {o.error}"  # every further call would cost as much
             if o.cls in FINDING_CLASSES:
-                k = (o.cls, documented_by(self.impl, o, self.quantity) is not None)
-                best = self.worst_of.get(k)
-                if best is None or rank(o) > rank(best):
-                    self.worst_of[k] = o
+                sig = signature(spec, fmt, o.inputs, o.index, self.quantity.kind)
+                dev = documented_by(self.impl, o, self.quantity, self.dtype, self.tolerance)
+                self._group(o, sig, dev, special)
             self._profile(o)
         return worst
+
+    def _group(self, o: Observation, sig: tuple, dev, special: bool) -> None:
+        key = (o.cls, sig, dev is not None)
+        g = self.groups.get(key)
+        if g is None:
+            if len(self.groups) >= self.max_groups:
+                self.dropped.add(key)
+                return
+            g = self.groups[key] = Group(o.cls, sig, dev, special)
+        g.count += 1
+        if g.worst is None or rank(o) > rank(g.worst):
+            g.worst = o
 
     def compare(self, engine, inputs: dict, observations: list[Observation]) -> None:
         """A compiled twin's cell: run the eager impl on the same batch and record where
@@ -154,19 +222,34 @@ class CellRun:
             self.profile[key] = (x, ulp, o.cls, got, exact)
 
 
-def documented_by(impl: Impl, o: Observation, quantity: Quantity = VALUE):
-    """The impl's documented deviation that explains this wrong answer, if one does."""
-    if o.got is None or o.exact is None:
+def documented_by(
+    impl: Impl,
+    o: Observation,
+    quantity: Quantity = VALUE,
+    dtype: str | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+):
+    """The impl's deviation (a clip, clamp or threshold) that demonstrably produced this
+    wrong answer, if one did: its mechanism acted on this input and the answer is what
+    it gives (``deviations.py``)."""
+    if o.got is None or o.exact is None or not impl.deviations:
         return None
+    dtype = dtype or _dtype_of(o.inputs)
+    case = Case(impl.loss, dtype, o.inputs, o.index, quantity, o.exact)
     for d in impl.deviations:
         if not d.applies(quantity):
             continue
         try:
-            if d.explains(o.inputs, o.got, float(o.exact)):
+            if d.explains(case, o.got, o.exact, tolerance):
                 return d
-        except Exception:  # noqa: BLE001 - a predicate failing explains nothing
-            continue
+        except (oracles.DomainError, oracles.OracleUndecided, ValueError, ArithmeticError):
+            continue  # what the mechanism gives cannot be computed here: it explains nothing
     return None
+
+
+def _dtype_of(inputs: dict) -> str:
+    primary = inputs.get("logits", inputs.get("probs"))
+    return "bfloat16" if primary.dtype.name == "bfloat16" else primary.dtype.name
 
 
 def axis_value(inputs: dict) -> float:

@@ -17,6 +17,8 @@ from lossfuzz.harness.registry import Impl, load_all
 from lossfuzz.harness.scoring import Engine
 from lossfuzz.harness.search import run_cell
 from lossfuzz.harness.shrink import finalise
+from lossfuzz.harness.signature import text
+from lossfuzz.harness.ulp import format_ulp
 
 DEFAULT_BUDGET = 30
 
@@ -46,13 +48,41 @@ def check(fn, *, loss: str, dtype: str = "float32", max_ulp: float = 4.0, budget
         campaign_seed=seed,
         tolerance=max_ulp,
     )
-    found = [finding(cell, o) for o in finalise(engine, cell)]
+    found = [finding(cell, o, g) for o, g in finalise(engine, cell)]
     if found:
-        worst = found[0]
-        classes = ", ".join(f"{k} {v}" for k, v in cell.counts.items() if k not in ("exact", "ok"))
-        raise LossCheckFailed(
-            f"lossfuzz: {name} [{dtype}] is not within {max_ulp:g} ULP of {loss} "
-            f"({cell.cases} cases: {classes})\n{worst.message}\n\n{worst.reproducer}",
-            found,
-        )
+        raise LossCheckFailed(failure_text(name, dtype, loss, max_ulp, cell, found), found)
     return cell
+
+
+def failure_text(name, dtype, loss, max_ulp, cell, found) -> str:
+    """Every distinct failure: finite-input accuracy first (worst first), then special
+    values, each with its group, its count and its reproducer."""
+    accuracy = [f for f in found if not f.special]
+    special = [f for f in found if f.special]
+
+    def counts(c) -> str:
+        bad = [f"{k} {v}" for k, v in c.counts.items() if k not in ("exact", "ok")]
+        return ", ".join(bad) or "none"
+
+    lines = [
+        f"lossfuzz: {name} [{dtype}] is not within {max_ulp:g} ULP of {loss}: "
+        f"{len(found)} distinct failures",
+        f"  finite inputs: {cell.finite.cases} cases, max {format_ulp(cell.finite.max_finite_ulp)}"
+        f" ULP among finite answers; wrong: {counts(cell.finite)}",
+        f"  special values (inf or NaN inputs): {cell.special.cases} cases; "
+        f"wrong: {counts(cell.special)}",
+    ]
+    for title, group in (("finite-input accuracy", accuracy), ("special values", special)):
+        if not group:
+            continue
+        lines += ["", f"== {title}: {len(group)} groups =="]
+        for i, f in enumerate(group, 1):
+            lines += [
+                "",
+                f"[{i}] {f.cls} at {text(f.group)} ({f.group_cases} cases)",
+                f.message,
+                *([f"mechanism: {f.explained.what} ({f.explained.source})"] if f.explained else []),
+                "",
+                f.reproducer.rstrip(),
+            ]
+    return "\n".join(lines)

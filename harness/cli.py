@@ -26,6 +26,7 @@ from lossfuzz.harness.commands import (
     cmd_repro,
     cmd_run,
     cmd_sweep,
+    cmd_triage,
 )
 from lossfuzz.harness.errors import UsageError, first_line
 from lossfuzz.harness.isolation import WorkerStartError
@@ -203,22 +204,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-plots", action="store_true", help="skip the per-cell plots")
     s.set_defaults(func=cmd_report)
 
+    def isolation_options(s) -> None:
+        s.add_argument("--no-isolation", action="store_true", help="call impls in this process")
+        s.add_argument(
+            "--timeout", type=_positive_float, default=60.0, help="seconds per impl call"
+        )
+        s.add_argument(
+            "--memory-limit", type=_gibibytes, default=16.0, dest="memory_limit",
+            help="GiB of address space per worker process",
+        )  # fmt: skip
+
+    user_help = "re-run findings of this user impl (user code named in a file is never imported)"
     s = sub.add_parser("repro", help="re-run the findings of a results file")
     s.add_argument("results")
     s.add_argument("--finding", type=_nonnegative_int, help="only finding N (0-based)")
-    s.add_argument(
-        "--impl",
-        action="append",
-        metavar="MODULE:FUNCTION",
-        help="re-run findings of this user impl (user code named in a file is never imported)",
-    )
-    s.add_argument("--no-isolation", action="store_true", help="call impls in this process")
-    s.add_argument("--timeout", type=_positive_float, default=60.0, help="seconds per impl call")
-    s.add_argument(
-        "--memory-limit", type=_gibibytes, default=16.0, dest="memory_limit",
-        help="GiB of address space per worker process",
-    )  # fmt: skip
+    s.add_argument("--impl", action="append", metavar="MODULE:FUNCTION", help=user_help)
+    isolation_options(s)
     s.set_defaults(func=cmd_repro)
+
+    s = sub.add_parser("triage", help="one Markdown bug report per distinct cause of findings")
+    s.add_argument("results")
+    s.add_argument("-o", "--output", default="out/triage", help="directory for the reports")
+    s.add_argument("--no-repro", action="store_true", help="do not re-run the findings")
+    s.add_argument("--impl", action="append", metavar="MODULE:FUNCTION", help=user_help)
+    isolation_options(s)
+    s.set_defaults(func=cmd_triage)
     return p
 
 

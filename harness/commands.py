@@ -413,19 +413,25 @@ def cmd_gate(args) -> int:
     return verdict.exit_code
 
 
+def _engine(args):
+    """The Engine and the Isolation (or None) that --no-isolation, --timeout and
+    --memory-limit ask for."""
+    from lossfuzz.harness.isolation import Isolation
+    from lossfuzz.harness.scoring import Engine
+
+    if args.no_isolation:
+        return Engine(), None
+    isolation = Isolation(args.timeout, int(args.memory_limit * 2**30))
+    return Engine.isolated(isolation), isolation
+
+
 def cmd_repro(args) -> int:
     """Re-run findings. Nothing named in the file is imported: a user's impl
     (``user:MOD:FN``) is re-run only when ``--impl MOD:FN`` names it; every impl runs in
     worker processes with the run's timeout, so a crash or an exit is an outcome."""
-    from lossfuzz.harness.cell import CellRun
     from lossfuzz.harness.findings import message
-    from lossfuzz.harness.isolation import Isolation
-    from lossfuzz.harness.jsonio import hexfloat
-    from lossfuzz.harness.registry import load_all, user_impl
+    from lossfuzz.harness.rerun import rerun
     from lossfuzz.harness.results import Results
-    from lossfuzz.harness.scoring import Engine
-    from lossfuzz.harness.search import reduction_tolerance
-    from lossfuzz.harness.shrink import rescore
 
     data = Results.load(args.results)
     findings = data.findings
@@ -438,55 +444,57 @@ def cmd_repro(args) -> int:
         chosen = [(args.finding, findings[args.finding])]
     else:
         chosen = list(enumerate(findings))
-    allowed = set(args.impl or ())
-    registry = load_all()
-    isolation = (
-        None if args.no_isolation else Isolation(args.timeout, int(args.memory_limit * 2**30))
-    )
-    engine = Engine() if isolation is None else Engine.isolated(isolation)
+    engine, isolation = _engine(args)
     changed, skipped = 0, []
     try:
         for i, f in chosen:
-            if f.impl.startswith("user:") and f.impl[5:] in allowed:
-                impl = user_impl(f.impl[5:], f.loss)
-            elif f.impl in registry and not f.impl.startswith("user:"):
-                impl = registry[f.impl]
-            else:
+            out = rerun(engine, f, frozenset(args.impl or ()))
+            if out.status == "not re-run":
                 skipped.append(f.impl)
-                why = (
-                    f"user code, re-run only with --impl {f.impl[5:]}"
-                    if f.impl.startswith("user:")
-                    else "not an impl of this installation"
-                )
-                print(f"[{i}] not re-run ({why}): {terminal(f.message)}")
+                print(f"[{i}] not re-run ({out.why}): {terminal(f.message)}")
                 continue
-            q = f.quantity
-            tolerance = 4.0 if q.kind != "reduction" else reduction_tolerance(4.0, q.batch)
-            cell = CellRun(impl, f.dtype, q, tolerance)
-            observations = rescore(engine, cell, f.inputs.arrays(f.dtype), q)
-            o = observations[f.index] if f.index < len(observations) else observations[0]
-            same = o.cls == f.cls and (
-                o.error is not None
-                if f.got is None
-                else o.got is not None and hexfloat(o.got) == hexfloat(f.got)
-            )
-            changed += not same
-            verdict = "reproduces" if same else f"changed: now {o.cls}"
-            print(f"[{i}] {verdict}: {terminal(message(impl, f.dtype, o, q))}")
+            changed += not out.reproduces
+            verdict = "reproduces" if out.reproduces else f"changed: now {out.observation.cls}"
+            text = message(out.impl, f.dtype, out.observation, f.quantity)
+            print(f"[{i}] {verdict}: {terminal(text)}")
     finally:
         if isolation is not None:
             isolation.stop()
     ran = len(chosen) - len(skipped)
-    print(
-        f"{ran - changed} of {ran} findings reproduce"
-        + (f"; {len(skipped)} not re-run" if skipped else "")
-    )
+    more = f" ({len(skipped)} more not re-run)" if skipped else ""
+    print(f"{ran - changed} of {ran} findings reproduce{more}")
     if changed:
         return EXIT_FINDINGS
     if skipped:
         names = ", ".join(sorted({s[5:] for s in skipped if s.startswith("user:")}))
         hint = f": name their code with --impl ({names})" if names else ""
         raise UsageError(f"{len(skipped)} findings were not re-run{hint}")
+    return EXIT_OK
+
+
+def cmd_triage(args) -> int:
+    from lossfuzz.harness import triage
+    from lossfuzz.harness.results import Results
+
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise UsageError(f"{args.output} exists and is not a directory")
+    data = Results.load(args.results)
+    bugs = triage.bugs(data)
+    if args.no_repro:
+        checked = {}
+    else:
+        engine, isolation = _engine(args)
+        try:
+            checked = triage.recheck(engine, bugs, frozenset(args.impl or ()))
+        finally:
+            if isolation is not None:
+                isolation.stop()
+    paths = triage.write(args.output, data, bugs, checked, source=args.results)
+    real = sum(1 for b in bugs if not b.documented)
+    print(
+        f"{len(bugs)} distinct causes ({real} bugs, {len(bugs) - real} documented behaviour) "
+        f"from {len(data.findings)} findings; wrote {paths[0]} and {len(paths) - 1} reports"
+    )
     return EXIT_OK
 
 

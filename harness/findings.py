@@ -16,11 +16,11 @@ import mpmath
 import numpy as np
 
 from lossfuzz import oracles
-from lossfuzz.harness.cell import CellRun, axis_name, documented_by
-from lossfuzz.harness.records import Answer, Disagreement, Twin
+from lossfuzz.harness.cell import CellRun, axis_name, documented_by, special_input
+from lossfuzz.harness.records import Answer, Disagreement, Explanation, Twin
 from lossfuzz.harness.registry import Impl
 from lossfuzz.harness.reproducer import reproducer, twin_reproducer
-from lossfuzz.harness.results import VALUE, Cell, Documented, Finding, Inputs, Profile, Quantity
+from lossfuzz.harness.results import VALUE, Cell, Finding, Inputs, Profile, Quantity
 from lossfuzz.harness.scoring import Observation
 
 
@@ -76,9 +76,10 @@ def message(impl: Impl, dtype: str, o: Observation, quantity: Quantity = VALUE) 
     )
 
 
-def finding(cell: CellRun, o: Observation) -> Finding:
+def finding(cell: CellRun, o: Observation, group=None) -> Finding:
+    """The Finding of an observation (with its group: regime, count, explanation)."""
     impl, q = cell.impl, cell.quantity
-    dev = documented_by(impl, o, q)
+    dev = documented_by(impl, o, q, cell.dtype, cell.tolerance)
     exact = exact_text(o.exact)
     reference = o.reference if o.reference is not None else math.nan
     return Finding(
@@ -93,9 +94,12 @@ def finding(cell: CellRun, o: Observation) -> Finding:
         ulp=o.score.ulp,
         abs_error=o.score.abs_error,
         error=o.error,
-        documented=Documented(dev.what, dev.source) if dev else None,
+        explained=Explanation(dev.what, dev.source, dev.documented) if dev else None,
         message=message(impl, cell.dtype, o, q),
         reproducer=reproducer(impl, cell.dtype, o.inputs, exact, reference, o.index, q),
+        group=group.signature if group is not None else (),
+        group_cases=group.count if group is not None else 1,
+        special=special_input(o.inputs),
     )
 
 
@@ -154,4 +158,7 @@ def cell_record(cell: CellRun, disagreements: tuple[Disagreement, ...] = ()) -> 
         stopped=cell.stopped,
         twin=twin,
         profile=Profile(axis_name(cell.loss), points),
+        finite=cell.finite.tally(),
+        special=cell.special.tally(),
+        groups_dropped=len(cell.dropped),
     )

@@ -35,11 +35,15 @@ BASELINE_SCHEMA = "lossfuzz/baseline/1"
 
 @dataclass(frozen=True)
 class BaselineCell:
+    """A cell as the gate remembers it: its finite-input accuracy (largest ULP error among
+    finite answers, finding classes) and its special-value classes, apart."""
+
     key: CellKey
     loss: str
-    max_ulp: float
-    max_finite_ulp: float
-    classes: tuple[str, ...]
+    max_ulp: float  # over every case
+    max_finite_ulp: float  # finite inputs' largest error among finite answers
+    classes: tuple[str, ...]  # finite inputs' finding classes
+    special_classes: tuple[str, ...] = ()  # the classes of cases with an infinity or NaN
 
     def to_json(self) -> dict:
         return {
@@ -50,6 +54,7 @@ class BaselineCell:
             "max_ulp": number(self.max_ulp),
             "max_finite_ulp": number(self.max_finite_ulp),
             "classes": list(self.classes),
+            "special_classes": list(self.special_classes),
         }
 
 
@@ -87,17 +92,22 @@ class Baseline:
                 c.fail("", "its name is not a cell name")
             if c.has("impl") and key_fields(c).impl != key.impl:
                 c.fail("impl", "differs from the cell's name")
-            classes = c.list("classes")
-            if not all(isinstance(k, str) and k in CLASSES for k in classes):
-                c.fail("classes", "expected finding classes")
+            classes = {}
+            for field_name in ("classes", "special_classes"):
+                found = c.list(field_name, optional=True)
+                if not all(isinstance(k, str) and k in CLASSES for k in found):
+                    c.fail(field_name, "expected finding classes")
+                classes[field_name] = tuple(found)
+            if not c.has("special_classes"):  # an older baseline: one set of classes for all
+                classes["special_classes"] = classes["classes"]
+            max_ulp = c.float("max_ulp", minimum=0)
             cells[key] = BaselineCell(
                 key,
                 c.str("loss"),
-                c.float("max_ulp", minimum=0),
-                c.float("max_finite_ulp", minimum=0)
-                if c.has("max_finite_ulp")
-                else c.float("max_ulp", minimum=0),
-                tuple(classes),
+                max_ulp,
+                c.float("max_finite_ulp", minimum=0) if c.has("max_finite_ulp") else max_ulp,
+                classes["classes"],
+                classes["special_classes"],
             )
         seed = f.int("seed", optional=True, minimum=0)
         return cls(
@@ -109,6 +119,10 @@ class Baseline:
         )
 
 
+def _ordered(classes) -> tuple[str, ...]:
+    return tuple(sorted((k for k in classes if k in FINDING_CLASSES), key=SEVERITY.__getitem__))
+
+
 def baseline(data: Results) -> Baseline:
     """The baseline of a results file."""
     cells = {
@@ -116,8 +130,9 @@ def baseline(data: Results) -> Baseline:
             c.key,
             c.loss,
             c.max_ulp,
-            c.max_finite_ulp,
-            tuple(sorted((k for k in c.counts if k in FINDING_CLASSES), key=SEVERITY.__getitem__)),
+            c.accuracy.max_finite_ulp,
+            _ordered(c.accuracy.classes),
+            _ordered(c.special_values.classes),
         )
         for c in data.cells
     }
@@ -167,46 +182,45 @@ def compare(data: Results, base: Baseline, policy: Policy | None = None) -> Verd
         c, b = new[k], old[k]
         kept = data.findings_of(k)
         worst = kept[0] if kept else None
-        classes = {x for x in c.counts if x in FINDING_CLASSES}
-        before = set(b.classes)
+        accuracy, special = c.accuracy, c.special_values
+        classes, specials = set(accuracy.classes), set(special.classes)
         known = policy.known(c.impl, c.dtype, c.quantity.kind)
         if known is not None:
             used_known.add(policy.known_failures.index(known))
-            still = (known.cls in classes) if known.cls else bool(classes)
+            both = classes | specials
+            still = (known.cls in both) if known.cls else bool(both)
             if not still:
-                changes.append(
-                    Change(
-                        "*",
-                        k,
-                        f"known failure fixed: remove it from the policy ({known.reason})",
-                        True,
-                    )
-                )
+                what = f"known failure fixed: remove it from the policy ({known.reason})"
+                changes.append(Change("*", k, what, True))
             continue
-        for cls in sorted(classes - before, key=SEVERITY.__getitem__, reverse=True):
+        for cls in sorted(classes - set(b.classes), key=SEVERITY.__getitem__, reverse=True):
             changes.append(Change("!", k, f"new {cls}", True, worst))
-        for cls in sorted(before - classes, key=SEVERITY.__getitem__, reverse=True):
+        for cls in sorted(
+            specials - set(b.special_classes), key=SEVERITY.__getitem__, reverse=True
+        ):
+            changes.append(Change("!", k, f"new {cls} at special values", True, worst))
+        for cls in sorted(set(b.classes) - classes, key=SEVERITY.__getitem__, reverse=True):
             changes.append(Change("-", k, f"no more {cls}", False))
-        now_ulp, then = c.max_finite_ulp, b.max_finite_ulp
+        for cls in sorted(
+            set(b.special_classes) - specials, key=SEVERITY.__getitem__, reverse=True
+        ):
+            changes.append(Change("-", k, f"no more {cls} at special values", False))
+        now_ulp, then = accuracy.max_finite_ulp, b.max_finite_ulp
+        shown = f"max ULP {format_ulp(then)} -> {format_ulp(now_ulp)}"
         if now_ulp > then * (1 + rel) + ulps:
-            changes.append(
-                Change("+", k, f"max ULP {format_ulp(then)} -> {format_ulp(now_ulp)}", True, worst)
-            )
+            changes.append(Change("+", k, shown, True, worst))
         elif now_ulp < (then - ulps) / (1 + rel):
-            changes.append(
-                Change("-", k, f"max ULP {format_ulp(then)} -> {format_ulp(now_ulp)}", False)
-            )
+            changes.append(Change("-", k, shown, False))
         limit = policy.limit(k)
-        if limit is not None and not c.max_ulp <= limit:
-            changes.append(
-                Change(
-                    "L",
-                    k,
-                    f"max ULP {format_ulp(c.max_ulp)} above the limit {format_ulp(limit)}",
-                    True,
-                    worst,
-                )
+        if limit is not None and not accuracy.max_ulp <= limit:
+            what = f"max ULP {format_ulp(accuracy.max_ulp)} above the limit {format_ulp(limit)}"
+            changes.append(Change("L", k, what, True, worst))
+        allowed = policy.special_limit(k)
+        if allowed is not None and special.findings > allowed:
+            what = (
+                f"{special.findings} wrong answers at special values, above the limit {allowed:g}"
             )
+            changes.append(Change("L", k, what, True, worst))
     warnings = [
         f"known failure {k.impl} [{k.dtype}] matches no cell of the results"
         for i, k in enumerate(policy.known_failures)

@@ -2,10 +2,12 @@
 
 For logits: each danger point of the dtype (``strategies.danger_points``) and its
 two neighbours on each side, +-0, +-inf, NaN, the extremes, and round numbers
-from 1 to 1000; crossed with labels 0, 1, 1/2 and one ULP from each end. For
-probabilities: 0, 1, the smallest subnormal and normal, 1e-7 (Keras' epsilon),
-1/2 and one and two ULPs below 1. Class-axis losses get two- and three-class rows
-built from the same values, masked (-inf) rows and a single class.
+from 1 to 1000; crossed with labels 0, 1, 1/2 and one ULP from each end, so every
+special logit meets interior labels too. For probabilities: 0, 1, the smallest
+subnormal and normal, 1e-7 (Keras' epsilon), 1/2 and one and two ULPs below 1.
+Class-axis losses get two- and three-class rows built from the same values,
+masked (-inf) rows with one-hot and uniform labels (label mass on a masked entry),
+and one-class rows of every logit, +-inf and NaN included.
 """
 
 from __future__ import annotations
@@ -96,8 +98,11 @@ def _grid(loss: str, dtype: str) -> tuple:
         rows2 = [[p, q] for p in ps for q in ps]
         rows3 = [[p, 0.5, 0.25] for p in ps]
     groups = [rows2, rows3]
-    if spec.labels is None or spec.labels == "sparse":
-        groups.append([[x] for x in (finite if spec.primary == "logits" else [1.0])])
+    if spec.primary == "logits":
+        # one class: any logit, the special values included (softmax over one output)
+        groups.append([[x] for x in finite + [math.inf, -math.inf, math.nan]])
+    elif spec.labels != "dense":
+        groups.append([[1.0]])
     for rows in groups:
         k = len(rows[0])
         if spec.labels is None:
@@ -109,7 +114,7 @@ def _grid(loss: str, dtype: str) -> tuple:
             else:
                 labels = _arr([[1.0 if j == cls else 0.0 for j in range(k)]] * len(rows), dtype)
             batches.append({spec.primary: _arr(rows, dtype), "labels": labels})
-        if spec.labels == "dense":
+        if spec.labels == "dense" and k > 1:
             batches.append(
                 {
                     spec.primary: _arr(rows, dtype),
@@ -119,6 +124,13 @@ def _grid(loss: str, dtype: str) -> tuple:
     return tuple(batches)
 
 
-def edge_grid(loss: str, dtype: str) -> list[dict]:
-    """Batches of inputs for ``loss`` in ``dtype``; the same on every call."""
-    return [dict(b) for b in _grid(loss, dtype)]
+def edge_grid(loss: str, dtype: str, min_classes: int = 1) -> list[dict]:
+    """Batches of inputs for ``loss`` in ``dtype``; the same on every call. Rows of fewer
+    than ``min_classes`` classes are left out (an impl that takes no fewer)."""
+    spec = get_loss(loss)
+    out = []
+    for b in _grid(loss, dtype):
+        if spec.shape != "elementwise" and b[spec.primary].shape[-1] < min_classes:
+            continue
+        out.append(dict(b))
+    return out

@@ -55,30 +55,44 @@ class Policy:
     # names it: "impl-pattern d/dwrt-pattern [dtype-pattern]"; a reduction cell's its
     # reduction: "impl-pattern mean [dtype-pattern]" (any batch size)
     limits: dict = field(default_factory=dict)
+    # the same patterns -> how many wrong answers at special values (an infinity or NaN
+    # among the inputs) a cell may have; 0 holds it to every limit of the design
+    special_limits: dict = field(default_factory=dict)
     known_failures: list = field(default_factory=list)
     source: str | None = None
 
     def limit(self, key: CellKey) -> float | None:
-        q = key.quantity
-        wrt, reduction = q.wrt, q.reduction
-        for pattern, value in self.limits.items():
-            words = pattern.split()
-            ip = words[0] if words else "*"
-            grad = next((w[3:] for w in words[1:] if w.startswith("d/d")), None)
-            red = next((w for w in words[1:] if w in ("mean", "sum", "*")), None)
-            dp = next((w.strip("[]") for w in words[1:] if w.startswith("[")), "*")
-            if (grad is None) != (wrt is None) or (red is None) != (reduction is None):
-                continue
-            if red is not None and not fnmatch.fnmatchcase(reduction, red):
-                continue
-            if grad is not None and not fnmatch.fnmatchcase(wrt, grad):
-                continue
-            if fnmatch.fnmatchcase(key.impl, ip) and fnmatch.fnmatchcase(key.dtype, dp or "*"):
-                return float(value)
-        return None
+        """The largest ULP error allowed at finite inputs, or None."""
+        return _match(self.limits, key)
+
+    def special_limit(self, key: CellKey) -> float | None:
+        return _match(self.special_limits, key)
 
     def known(self, impl: str, dtype: str, quantity: str = "value") -> KnownFailure | None:
         return next((k for k in self.known_failures if k.matches(impl, dtype, quantity)), None)
+
+
+def _match(limits: dict, key: CellKey) -> float | None:
+    """The value of the first pattern that names the cell: "impl-pattern [dtype-pattern]"
+    for values, "impl d/dwrt-pattern [dtype]" for gradients, "impl mean [dtype]" for a
+    reduction (any batch size)."""
+    q = key.quantity
+    wrt, reduction = q.wrt, q.reduction
+    for pattern, value in limits.items():
+        words = pattern.split()
+        ip = words[0] if words else "*"
+        grad = next((w[3:] for w in words[1:] if w.startswith("d/d")), None)
+        red = next((w for w in words[1:] if w in ("mean", "sum", "*")), None)
+        dp = next((w.strip("[]") for w in words[1:] if w.startswith("[")), "*")
+        if (grad is None) != (wrt is None) or (red is None) != (reduction is None):
+            continue
+        if red is not None and not fnmatch.fnmatchcase(reduction, red):
+            continue
+        if grad is not None and not fnmatch.fnmatchcase(wrt, grad):
+            continue
+        if fnmatch.fnmatchcase(key.impl, ip) and fnmatch.fnmatchcase(key.dtype, dp or "*"):
+            return float(value)
+    return None
 
 
 KEYS = {
@@ -91,6 +105,7 @@ KEYS = {
     "seed",
     "slack",
     "limits",
+    "special_limits",
     "known_failures",
 }
 
@@ -194,6 +209,10 @@ def _policy(table: dict, source: str) -> Policy:
     if not isinstance(limits, dict):
         raise UsageError(f'{source}: limits must be a table of "impl [dtype]" = ULPs')
     limits = {str(k): _ulps(v, f"limit {k!r}", source) for k, v in limits.items()}
+    special = table.get("special_limits", {})
+    if not isinstance(special, dict):
+        raise UsageError(f'{source}: special_limits must be a table of "impl [dtype]" = counts')
+    special = {str(k): _ulps(v, f"special limit {k!r}", source) for k, v in special.items()}
     batches = table.get("batches", [])
     if not isinstance(batches, list) or not all(
         isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= 10**8 for b in batches
@@ -209,6 +228,7 @@ def _policy(table: dict, source: str) -> Policy:
         seed=_count(table, "seed", source),
         slack=slack,
         limits=limits,
+        special_limits=special,
         known_failures=known,
         source=source,
     )

@@ -17,6 +17,59 @@ CONTRACTS_SCHEMA = "lossfuzz/contracts/1"
 
 
 @dataclass(frozen=True)
+class Tally:
+    """The cases of a cell of one kind of input (finite inputs, or special values: an
+    infinity or NaN among them): how many, their counts per class, the largest errors."""
+
+    cases: int = 0
+    counts: tuple[tuple[str, int], ...] = ()
+    max_ulp: float = 0.0
+    max_finite_ulp: float = 0.0
+
+    @property
+    def findings(self) -> int:
+        """Cases of a finding class."""
+        return sum(n for c, n in self.counts if c not in ("exact", "ok"))
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(c for c, n in self.counts if n and c not in ("exact", "ok"))
+
+    def to_json(self) -> dict:
+        return {
+            "cases": self.cases,
+            "counts": dict(self.counts),
+            "max_ulp": number(self.max_ulp),
+            "max_finite_ulp": number(self.max_finite_ulp),
+        }
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> Tally:
+        counts = []
+        for c, n in f.dict("counts").items():
+            if c not in CLASSES or not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                f.fail("counts", f"{c[:40]!r}: {n!r} is not a class and a count"[:100])
+            counts.append((c, n))
+        counts.sort(key=lambda cn: CLASSES.index(cn[0]))
+        return cls(
+            f.int("cases", minimum=0),
+            tuple(counts),
+            f.float("max_ulp", minimum=0),
+            f.float("max_finite_ulp", minimum=0),
+        )
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The mechanism a library builds in (a clip, a clamp) that produced a finding: where it
+    is stated, and whether that is the library's documentation or only its source."""
+
+    what: str
+    source: str
+    documented: bool
+
+
+@dataclass(frozen=True)
 class Answer:
     """One side of a disagreement: an answer and its score against the exact value."""
 

@@ -42,36 +42,12 @@ from lossfuzz.harness.backends import (
     quiet_stderr,
 )
 from lossfuzz.harness.backends.modes import MODES, Mode, pad_rows
+from lossfuzz.harness.deviations import Deviation
 from lossfuzz.harness.errors import UsageError, first_line
 from lossfuzz.harness.results import VALUE, Quantity
 from lossfuzz.oracles import DTYPES, UnknownName, get_loss
 
 ENTRY_POINT_GROUP = "lossfuzz.impls"
-
-
-@dataclass(frozen=True)
-class Deviation:
-    """A documented departure from the exact loss: a clamp or epsilon the library states.
-
-    ``explains(inputs, got, exact)`` says whether a finding is due to it; such
-    findings are measured like any other and labelled "documented".
-    """
-
-    what: str
-    source: str
-    explains: Callable[[dict, float, float], bool] = field(compare=False)
-    # "value" (values and their reductions), "reduction" (reductions only), "grad" (any
-    # wrt), "d/dlabels" (one wrt) or "*" (all)
-    quantity: str = "value"
-
-    def applies(self, quantity: Quantity) -> bool:
-        if self.quantity == "*":
-            return True
-        if quantity.kind == "reduction":
-            return self.quantity in ("value", "reduction")
-        if quantity.kind == "value":
-            return self.quantity == "value"
-        return self.quantity in ("grad", quantity.label)
 
 
 @dataclass(frozen=True)
@@ -91,6 +67,9 @@ class Impl:
     reduced: dict = field(default_factory=dict, compare=False)
     mode: str | None = None  # a key of modes.MODES (a compiler or a GPU); None: eager CPU
     eager: str | None = None  # such a twin's eager CPU impl: what it is compared with
+    min_classes: int = 1  # the fewest classes a row may have (scikit-learn's log_loss: 2)
+    # what the library's documentation says the call computes, and where
+    doc: tuple[str, str] | None = None
 
     @property
     def backend(self) -> str:
@@ -337,6 +316,8 @@ def implementation(
     reduced: dict | None = None,
     mode: str | None = None,
     eager: str | None = None,
+    min_classes: int = 1,
+    doc: tuple[str, str] | None = None,
 ):
     """Register impl ``impl_id``: with ``call``, at once; without, as a decorator.
     ``mode`` (with the ``eager`` impl it compiles) registers a compiled twin."""
@@ -373,6 +354,8 @@ def implementation(
             dict(reduced or {}),
             mode,
             eager,
+            min_classes,
+            doc,
         )
         return function
 

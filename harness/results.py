@@ -22,14 +22,14 @@ from lossfuzz.harness.cases import Array, Inputs
 from lossfuzz.harness.jsonio import DataError, Fields, hexfloat, number, read_json
 from lossfuzz.harness.metrics import CLASSES, worst
 from lossfuzz.harness.quantity import VALUE, CellKey, Quantity, key_fields
-from lossfuzz.harness.records import Contracts, Twin
+from lossfuzz.harness.records import Contracts, Explanation, Tally, Twin
 
 __all__ = [
     "VALUE",
     "Array",
     "Cell",
     "CellKey",
-    "Documented",
+    "Explanation",
     "Finding",
     "Inputs",
     "Profile",
@@ -37,6 +37,7 @@ __all__ = [
     "Results",
     "ResultsError",
     "Skipped",
+    "Tally",
     "key_fields",
     "load_results",
 ]
@@ -50,14 +51,6 @@ class ResultsError(DataError):
 
 
 # ------------------------------------------------------------------ findings and cells
-
-
-@dataclass(frozen=True)
-class Documented:
-    """The documented mechanism that explains a finding, and where it is documented."""
-
-    what: str
-    source: str
 
 
 @dataclass(frozen=True)
@@ -75,12 +68,20 @@ class Finding:
     ulp: float
     abs_error: float
     error: str | None
-    documented: Documented | None
+    explained: Explanation | None  # the library's clip or clamp that produced it, if one did
     message: str
     reproducer: str
     confirmed: bool = True
     sweep_ulp: float | None = None  # a sweep's finding: the ULP error the sweep measured
     sweep_at: tuple[int, ...] | None = None  # and where (chunk, label, position)
+    group: tuple[str, ...] = ()  # the regime of its inputs (signature.py)
+    group_cases: int = 1  # how many cases of the cell fell in that group
+    special: bool = False  # an input is an infinity or NaN: a special value, not accuracy
+
+    @property
+    def documented(self) -> Explanation | None:
+        """The explanation, where the library's documentation states it."""
+        return self.explained if self.explained is not None and self.explained.documented else None
 
     @property
     def impl(self) -> str:
@@ -114,6 +115,16 @@ class Finding:
             "error": self.error,
             "documented": self.documented.what if self.documented else None,
             "documented_source": self.documented.source if self.documented else None,
+            "mechanism": None
+            if self.explained is None
+            else {
+                "what": self.explained.what,
+                "source": self.explained.source,
+                "documented": self.explained.documented,
+            },
+            "group": list(self.group),
+            "group_cases": self.group_cases,
+            "special": self.special,
             "confirmed": self.confirmed,
             "message": self.message,
             "reproducer": self.reproducer,
@@ -125,11 +136,17 @@ class Finding:
     @classmethod
     def from_fields(cls, f: Fields) -> Finding:
         key = key_fields(f)
-        documented = None
-        if f.has("documented"):
-            documented = Documented(
-                f.str("documented"), f.str("documented_source", optional=True, default="")
+        explained = None
+        if f.has("mechanism"):
+            m = f.sub("mechanism")
+            explained = Explanation(m.str("what"), m.str("source"), m.bool("documented"))
+        elif f.has("documented"):  # v1: documented mechanisms only
+            explained = Explanation(
+                f.str("documented"), f.str("documented_source", optional=True, default=""), True
             )
+        group = f.list("group", optional=True)
+        if not all(isinstance(g, str) for g in group):
+            f.fail("group", "expected strings")
         sweep_at = None
         if f.has("sweep_at"):
             at = f.list("sweep_at")
@@ -149,12 +166,15 @@ class Finding:
             ulp=f.float("ulp", minimum=0),
             abs_error=f.float("abs_error", optional=True, default=math.inf, minimum=0),
             error=f.str("error", optional=True),
-            documented=documented,
+            explained=explained,
             message=f.str("message"),
             reproducer=f.str("reproducer"),
             confirmed=f.bool("confirmed", optional=True, default=True),
             sweep_ulp=f.float("sweep_ulp", optional=True, minimum=0),
             sweep_at=sweep_at,
+            group=tuple(group),
+            group_cases=f.int("group_cases", optional=True, default=1, minimum=1),
+            special=f.bool("special", optional=True, default=False),
         )
 
 
@@ -206,6 +226,11 @@ class Cell:
     twin: Twin | None = None
     sweep: dict | None = None  # a sweep's cell: labels, range, ordinals, chunks, shard
     profile: Profile = Profile()
+    # the cases with finite inputs (accuracy) and with an infinity or NaN among them
+    # (special values), apart; None in v1 files
+    finite: Tally | None = None
+    special: Tally | None = None
+    groups_dropped: int = 0  # groups of findings beyond the cap, counted but not listed
 
     def __post_init__(self):
         ordered = {c: int(self.counts[c]) for c in CLASSES if self.counts.get(c)}
@@ -226,6 +251,17 @@ class Cell:
     @property
     def worst_class(self) -> str:
         return worst(self.counts)
+
+    @property
+    def accuracy(self) -> Tally:
+        """The finite-input cases (all of them in a v1 file, which did not tell them apart)."""
+        if self.finite is not None:
+            return self.finite
+        return Tally(self.cases, tuple(self.counts.items()), self.max_ulp, self.max_finite_ulp)
+
+    @property
+    def special_values(self) -> Tally:
+        return self.special if self.special is not None else Tally()
 
     def to_json(self) -> dict:
         out = {
@@ -248,6 +284,12 @@ class Cell:
             out |= self.twin.to_json(self.key.dtype)
         if self.sweep is not None:
             out["sweep"] = self.sweep
+        if self.finite is not None:
+            out["finite"] = self.finite.to_json()
+        if self.special is not None:
+            out["special"] = self.special.to_json()
+        if self.groups_dropped:
+            out["groups_dropped"] = self.groups_dropped
         out["profile"] = self.profile.to_json()
         return out
 
@@ -279,6 +321,9 @@ class Cell:
             twin=Twin.from_fields(f, key.dtype) if f.has("twin") else None,
             sweep=sweep,
             profile=Profile.from_fields(f.sub("profile", optional=True)),
+            finite=Tally.from_fields(f.sub("finite")) if f.has("finite") else None,
+            special=Tally.from_fields(f.sub("special")) if f.has("special") else None,
+            groups_dropped=f.int("groups_dropped", optional=True, default=0, minimum=0),
         )
 
 

@@ -58,7 +58,7 @@ def seed_only():
 def run_grid(engine: Engine, cell: CellRun) -> None:
     if cell.quantity.kind == "reduction":
         return  # reductions are searched from tiled rows alone
-    for batch in edge_grid(cell.impl.loss, cell.dtype):
+    for batch in edge_grid(cell.impl.loss, cell.dtype, cell.impl.min_classes):
         if cell.stopped or engine.stop:
             return
         try:
@@ -90,6 +90,7 @@ def fuzz(
         cell.impl.loss,
         dtype=cell.dtype,
         label_smoothing="label_smoothing" in cell.impl.params,
+        min_classes=cell.impl.min_classes,
         # a reduction's batch repeats a few rows: each row stands for many
         max_batch=MOTIF_ROWS if reduction else 16,
     )

@@ -13,11 +13,12 @@ import math
 import numpy as np
 
 from lossfuzz import oracles
-from lossfuzz.harness.cell import CellRun, rank
+from lossfuzz.harness.cell import CellRun, documented_by, rank
 from lossfuzz.harness.metrics import same_answer
 from lossfuzz.harness.results import VALUE, Quantity
 from lossfuzz.harness.scoring import Engine, Observation, score
 from lossfuzz.harness.search import rows_sound
+from lossfuzz.harness.signature import signature
 
 NOT_SCORABLE = (oracles.DomainError, oracles.OracleUndecided, ValueError, TypeError)
 
@@ -44,12 +45,10 @@ def _simpler_values(v: float, dtype: str, is_label: bool) -> list[float]:
 
 
 def shrink(
-    engine: Engine,
-    cell: CellRun,
-    o: Observation,
-    rounds: int = 3,
+    engine: Engine, cell: CellRun, o: Observation, rounds: int = 3, group=None
 ) -> Observation:
-    """Greedily simplify each input value of a single case while its class stays the same."""
+    """Greedily simplify each input value of a single case while its class (and, given a
+    group, its regime of inputs and its explanation) stays the same."""
     current = o
     fmt = oracles.get_format(cell.dtype)
     for _ in range(rounds):
@@ -64,7 +63,7 @@ def shrink(
                     trial[pos] = candidate
                     inputs = dict(current.inputs)
                     inputs[name] = fmt.cast(trial).reshape(value.shape)
-                    found = same_class(engine, cell, inputs, current)
+                    found = same_class(engine, cell, inputs, current, group=group)
                     if found is not None:
                         current, flat, changed = found, trial, True
                         break
@@ -74,10 +73,11 @@ def shrink(
 
 
 def same_class(
-    engine: Engine, cell: CellRun, inputs: dict, like: Observation, caller=None
+    engine: Engine, cell: CellRun, inputs: dict, like: Observation, caller=None, group=None
 ) -> Observation | None:
     """The observation at ``like``'s element for ``inputs`` scored alone on the exact path,
-    if it has ``like``'s class and an error of the same order; else None."""
+    if it has ``like``'s class and an error of the same order (and is of ``group``: its
+    regime of inputs, explained or not as the group is); else None."""
     impl, dtype, quantity = cell.impl, cell.dtype, cell.quantity
     try:
         if (
@@ -95,15 +95,22 @@ def same_class(
         return None
     o = observations[like.index]
     # same class, and an error of the same order: the worst case must not shrink away
-    if o.cls == like.cls and not o.score.ulp < like.score.ulp / 2:
-        return o
-    return None
+    if o.cls != like.cls or o.score.ulp < like.score.ulp / 2:
+        return None
+    if group is not None:
+        spec, fmt = oracles.get_loss(impl.loss), oracles.get_format(dtype)
+        if signature(spec, fmt, o.inputs, o.index, quantity.kind) != group.signature:
+            return None
+        explained = documented_by(impl, o, quantity, dtype, cell.tolerance)
+        if (explained is None) != (group.explained is None):
+            return None
+    return o
 
 
-def confirm(engine: Engine, cell: CellRun, o: Observation) -> bool:
+def confirm(engine: Engine, cell: CellRun, o: Observation, group=None) -> bool:
     """The impl gives the same bits on a second call (under isolation, in another
     process than the one that found it), and the exact oracle agrees again."""
-    again = same_class(engine, cell, o.inputs, o, caller=engine.confirmer)
+    again = same_class(engine, cell, o.inputs, o, caller=engine.confirmer, group=group)
     if again is None:
         return False
     if o.got is None:
@@ -111,13 +118,12 @@ def confirm(engine: Engine, cell: CellRun, o: Observation) -> bool:
     return same_answer(again.got, o.got)
 
 
-def finalise(engine: Engine, cell: CellRun) -> list[Observation]:
-    """The cell's findings: the worst case of each class, shrunk and confirmed, worst first."""
+def finalise(engine: Engine, cell: CellRun) -> list[tuple[Observation, object]]:
+    """The cell's findings: the worst case of each group (class and regime of inputs),
+    shrunk within its group and confirmed, with its group; worst first."""
     findings = []
-    for (_, documented), lead in cell.worst_of.items():
-        if documented and (lead.cls, False) in cell.worst_of:
-            continue  # the class has an unexplained finding; that one is reported
-        alone = same_class(engine, cell, lead.inputs, lead)
+    for g in cell.groups.values():
+        alone = same_class(engine, cell, g.worst.inputs, g.worst, group=g)
         if alone is None:
             continue
         if alone.cls in ("crash", "timeout"):
@@ -125,10 +131,10 @@ def finalise(engine: Engine, cell: CellRun) -> list[Observation]:
         else:
             # a reduction re-runs a whole batch per try: one round of simplification
             rounds = 3 if cell.quantity.kind != "reduction" else 1
-            small = shrink(engine, cell, alone, rounds=rounds)
-        if confirm(engine, cell, small):
-            findings.append(small)
-    return sorted(findings, key=rank, reverse=True)
+            small = shrink(engine, cell, alone, rounds=rounds, group=g)
+        if confirm(engine, cell, small, group=g):
+            findings.append((small, g))
+    return sorted(findings, key=lambda t: rank(t[0]), reverse=True)
 
 
 def settle(engine: Engine, cell: CellRun) -> list[tuple[Observation, Observation]]:

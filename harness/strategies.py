@@ -128,7 +128,7 @@ def _prob_rows(dtype: str, k: int, n: int):
 
 
 @st.composite
-def _batch(draw, loss, dtype, max_batch, max_classes, label_smoothing, allow_infinity):
+def _batch(draw, loss, dtype, max_batch, max_classes, label_smoothing, allow_infinity, min_classes):
     spec = get_loss(loss)
     fmt = get_format(dtype)
     arr = lambda values: np.asarray(values, dtype=np.float64).astype(fmt.numpy_dtype)  # noqa: E731
@@ -151,6 +151,7 @@ def _batch(draw, loss, dtype, max_batch, max_classes, label_smoothing, allow_inf
             out["pos_weight"] = arr(draw(st.lists(weight, min_size=n, max_size=n)))
     else:
         k = draw(st.one_of(st.sampled_from([1, 2, 3, 10]), st.integers(1, max_classes)))
+        k = max(k, min_classes)
         n = draw(st.integers(1, max(1, max_batch // max(1, k // 8))))
         if spec.primary == "logits":
             out["logits"] = arr(draw(_rows(dtype, k, n, allow_infinity=allow_infinity)))
@@ -175,13 +176,18 @@ def from_loss(
     max_classes: int = 64,
     label_smoothing: bool = False,
     allow_infinity: bool = True,
+    min_classes: int = 1,
 ):
     """A strategy for one batch of valid inputs to ``loss`` in ``dtype``.
 
-    ``label_smoothing`` also draws a smoothing factor, for impls that take one.
+    ``label_smoothing`` also draws a smoothing factor, for impls that take one;
+    class-axis rows have ``min_classes`` to ``max_classes`` classes.
     """
     get_loss(loss)
     get_format(dtype)
-    if max_batch < 1 or max_classes < 1:
-        raise InvalidArgument(f"max_batch={max_batch} and max_classes={max_classes} must be >= 1")
-    return _batch(loss, dtype, max_batch, max_classes, label_smoothing, allow_infinity)
+    if max_batch < 1 or max_classes < 1 or not 1 <= min_classes <= max_classes:
+        raise InvalidArgument(
+            f"max_batch={max_batch}, min_classes={min_classes} and max_classes={max_classes} "
+            "must be >= 1, with min_classes <= max_classes"
+        )
+    return _batch(loss, dtype, max_batch, max_classes, label_smoothing, allow_infinity, min_classes)

@@ -6,6 +6,7 @@ a pipe cannot close a code span, split a table cell or inject HTML.
 
 from __future__ import annotations
 
+from lossfuzz.harness.metrics import SEVERITY
 from lossfuzz.harness.results import Results
 from lossfuzz.reports.escape import md_code, md_text
 from lossfuzz.reports.model import build, is_finding
@@ -15,7 +16,7 @@ MAX_ROWS = 25
 
 def markdown(data: Results, *, max_rows: int = MAX_ROWS) -> str:
     r = build(data)
-    bad = [c for c in r.cells if is_finding(c.worst_class)]
+    bad = [c for c in r.cells if is_finding(c.accuracy_class) or c.special_classes]
     undocumented = [c for c in bad if not c.documented_only]
     lines = [
         "## lossfuzz",
@@ -34,14 +35,22 @@ def markdown(data: Results, *, max_rows: int = MAX_ROWS) -> str:
         f"{len(undocumented)} cells with unexpected findings"
         f" ({len(bad) - len(undocumented)} more explained by documented clamps):",
         "",
-        "| cell | worst | max ULP | example |",
-        "|---|---|---|---|",
+        "| cell | finite inputs | max ULP | special values | example |",
+        "|---|---|---|---|---|",
     ]
-    for c in sorted(undocumented, key=lambda c: (-c.max_ulp_value, c.impl, c.dtype))[:max_rows]:
-        example = next((f.message for f in c.findings if not f.documented), "")
+    order = sorted(
+        undocumented,
+        key=lambda c: (-SEVERITY[c.accuracy_class], -c.accuracy_value, c.impl, c.dtype),
+    )
+    for c in order[:max_rows]:
+        example = next((f.message for f in c.findings if not f.documented and not f.special), "")
+        example = example or next((f.message for f in c.findings if not f.documented), "")
         of = "" if c.quantity == "value" else f" {md_text(c.of)}"
         cell = f"{md_code(c.impl)}{of} {c.dtype}"
-        lines.append(f"| {cell} | {c.worst_class} | {c.max_ulp} | {md_code(example)} |")
+        lines.append(
+            f"| {cell} | {c.accuracy_class} | {c.accuracy_ulp} | {md_text(c.special_text)} "
+            f"| {md_code(example)} |"
+        )
     if len(undocumented) > max_rows:
-        lines.append(f"| … {len(undocumented) - max_rows} more | | | |")
+        lines.append(f"| … {len(undocumented) - max_rows} more | | | | |")
     return "\n".join(lines) + "\n"

@@ -11,8 +11,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from lossfuzz.harness.jsonio import hexfloat
-from lossfuzz.harness.metrics import CLASSES, EXPLANATIONS, SEVERITY
+from lossfuzz.harness.metrics import CLASSES, EXPLANATIONS, SEVERITY, worst
 from lossfuzz.harness.results import Quantity, Results
+from lossfuzz.harness.signature import text
 from lossfuzz.harness.ulp import format_ulp as ulp_text
 from lossfuzz.oracles.formats import get_format
 
@@ -31,10 +32,15 @@ class Finding:
     got: str
     ulp: str
     abs_error: str
-    documented: str | None
+    documented: str | None  # the mechanism, where the library's documentation states it
     documented_source: str | None
     error: str | None
     reproducer: str
+    mechanism: str | None = None  # a mechanism found only in the library's source
+    mechanism_source: str | None = None
+    group: str = ""  # the regime of its inputs
+    group_cases: int = 1
+    special: bool = False
 
 
 @dataclass
@@ -54,10 +60,16 @@ class CellView:
     max_finite_ulp: str  # shown beside "inf": the largest error among finite answers
     worst_class: str
     counts: list[tuple[str, int]]
+    accuracy_ulp: str  # the headline: the largest error at finite inputs
+    accuracy_value: float
+    accuracy_class: str  # the worst class at finite inputs
+    special_text: str  # special values (an infinity or NaN among the inputs): "ok", "nan 12"
+    special_class: str
     findings: list[Finding]
     documented_only: bool  # every finding explained by a documented deviation
     profile_axis: str
     profile: list  # [x, ulp, class, got, exact] with floats (inf/nan as floats)
+    special_classes: list = field(default_factory=list)  # the wrong classes at special values
     plot_svg: str = ""  # filled by render
 
 
@@ -73,6 +85,23 @@ class Row:
     of: str
     order: tuple  # the Quantity's order: values, gradients, reductions by batch size
     cells: dict  # dtype -> CellView
+
+    @property
+    def special_class(self) -> str:
+        return worst(c.special_class for c in self.cells.values())
+
+    @property
+    def special_text(self) -> str:
+        """Special values across the row's dtypes: "ok", or the wrong classes with dtypes."""
+        by: dict = {}
+        tested = False
+        for d, c in self.cells.items():
+            tested |= c.special_text != "not tested"
+            for cls in c.special_classes:
+                by.setdefault(cls, []).append(d)
+        if not by:
+            return "ok" if tested else "not tested"
+        return "; ".join(f"{cls} ({', '.join(ds)})" for cls, ds in by.items())
 
 
 @dataclass
@@ -146,6 +175,11 @@ def _finding(number: int, f) -> Finding:
         documented_source=f.documented.source if f.documented else None,
         error=f.error,
         reproducer=f.reproducer,
+        mechanism=f.explained.what if f.explained and not f.explained.documented else None,
+        mechanism_source=f.explained.source if f.explained and not f.explained.documented else None,
+        group=text(f.group),
+        group_cases=f.group_cases,
+        special=f.special,
     )
 
 
@@ -157,6 +191,8 @@ def build(data: Results, title: str = "lossfuzz report") -> Report:
     for c in data.cells:
         q = c.quantity
         findings = by_cell.get(c.key, [])
+        acc, special = c.accuracy, c.special_values
+        bad_special = [(k, n) for k, n in special.counts if k in FINDING]
         view = CellView(
             anchor=f"cell-{len(cells)}",
             loss=c.loss,
@@ -173,6 +209,16 @@ def build(data: Results, title: str = "lossfuzz report") -> Report:
             max_finite_ulp=ulp_text(c.max_finite_ulp),
             worst_class=c.worst_class,
             counts=list(c.counts.items()),
+            accuracy_ulp=ulp_text(acc.max_ulp),
+            accuracy_value=acc.max_ulp,
+            accuracy_class=worst(k for k, _ in acc.counts),
+            special_text=(
+                "not tested"
+                if not special.cases
+                else ", ".join(f"{k} {n}" for k, n in bad_special) or "ok"
+            ),
+            special_class=worst(k for k, _ in special.counts),
+            special_classes=[k for k, _ in bad_special],
             findings=findings,
             documented_only=bool(findings) and all(f.documented for f in findings),
             profile_axis=c.profile.axis,

@@ -8,19 +8,22 @@ from lossfuzz.reports.escape import terminal
 
 
 def summary_table(data: Results) -> str:
-    """cell, cases, max ULP and counts per class: one line a cell."""
-    rows = [("impl", "of", "dtype", "cases", "max ULP", "worst", "findings")]
+    """One line a cell: its cases, the largest ULP error at finite inputs and the wrong
+    classes there, then what it does at special values (an infinity or NaN input)."""
+    rows = [("impl", "of", "dtype", "cases", "max ULP", "finite inputs", "special values")]
     for c in data.cells:
-        bad = ", ".join(f"{k} {v}" for k, v in c.counts.items() if k not in ("exact", "ok"))
+        acc, special = c.accuracy, c.special_values
+        bad = ", ".join(f"{k} {n}" for k, n in acc.counts if k not in ("exact", "ok"))
+        wrong = ", ".join(f"{k} {n}" for k, n in special.counts if k not in ("exact", "ok"))
         rows.append(
             (
                 terminal(c.impl),
                 c.quantity.label,
                 c.dtype,
                 str(c.cases),
-                format_ulp(c.max_ulp),
-                c.worst_class,
-                bad or "-",
+                format_ulp(acc.max_ulp),
+                bad or "ok",
+                wrong or ("ok" if special.cases else "-"),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]

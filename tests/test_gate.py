@@ -77,12 +77,21 @@ def test_gate_passes_on_a_rerun_with_the_same_seed(files, tmp_path):
 @pytest.mark.parametrize(
     "change,mark,text",
     [
-        (lambda d: cell(d, "tf:softplus")["counts"].update(nan=1), "!", "new nan"),
-        (lambda d: cell(d, "tf:softplus")["counts"].update(overflow=2), "!", "new overflow"),
-        (lambda d: cell(d, "tf:softplus").update(max_finite_ulp=1e9), "+", "max ULP"),
+        (lambda d: cell(d, "tf:softplus")["finite"]["counts"].update(nan=1), "!", "new nan"),
+        (
+            lambda d: cell(d, "tf:softplus")["finite"]["counts"].update(overflow=2),
+            "!",
+            "new overflow",
+        ),
+        (
+            lambda d: cell(d, "tf:softplus")["special"]["counts"].update(nan=3),
+            "!",
+            "new nan at special values",
+        ),
+        (lambda d: cell(d, "tf:softplus")["finite"].update(max_finite_ulp=1e9), "+", "max ULP"),
         (lambda d: d["cells"].remove(cell(d, "tf:softplus")), "x", "cell disappeared"),
     ],
-    ids=["new-nan", "new-overflow", "worse-ulp", "cell-disappeared"],
+    ids=["new-nan", "new-overflow", "new-special-nan", "worse-ulp", "cell-disappeared"],
 )
 def test_gate_fails_on_each_kind_of_regression(files, change, mark, text):
     res, base = files
@@ -117,15 +126,35 @@ def test_known_failures_pass_while_failing_and_fail_once_fixed(files, tmp_path):
         "reason = 'exp overflows'\nissue = 'seed 000'\n"
         "[[known_failures]]\nimpl = 'nothing:*'\nreason = 'stale entry'\n"
     )
-    rewrite(res, lambda d: cell(d, "naive:sigmoid_then_log")["counts"].update(overflow=5))
+    rewrite(
+        res, lambda d: cell(d, "naive:sigmoid_then_log")["finite"]["counts"].update(overflow=5)
+    )
     r = lossfuzz("gate", str(res), "--baseline", str(base), "--config", str(policy))
     assert r.returncode == 0, r.stdout  # a known failure may change how it fails
     assert "known failure nothing:* [*] matches no cell" in r.stderr
-    rewrite(res, lambda d: cell(d, "naive:sigmoid_then_log")["counts"].pop("nan"))
+    def fixed(d):
+        for tally in ("finite", "special"):
+            cell(d, "naive:sigmoid_then_log")[tally]["counts"].pop("nan", None)
+
+    rewrite(res, fixed)
     r = lossfuzz("gate", str(res), "--baseline", str(base), "--config", str(policy))
     assert (
         r.returncode == 1 and "* naive:sigmoid_then_log [float32]: known failure fixed" in r.stdout
     )
+
+
+def test_accuracy_and_special_values_are_limited_apart(files, tmp_path):
+    res, base = files
+    # torch's BCE with logits is NaN at infinite logits: special values only
+    name = "torch:binary_cross_entropy_with_logits [float32]"
+    (tmp_path / "lossfuzz.toml").write_text(f'[special_limits]\n"{name.split()[0]} [float32]" = 0\n')
+    r = lossfuzz("gate", str(res), "--baseline", str(base), cwd=tmp_path)
+    assert r.returncode == 1
+    (line,) = [x for x in r.stdout.splitlines() if x.strip().startswith(f"L {name}")]
+    assert "wrong answers at special values, above the limit 0" in line
+    # a limit on finite-input accuracy does not count special values
+    (tmp_path / "lossfuzz.toml").write_text(f'[limits]\n"{name.split()[0]} [float32]" = 1e9\n')
+    assert lossfuzz("gate", str(res), "--baseline", str(base), cwd=tmp_path).returncode == 0
 
 
 def test_policy_in_pyproject_selects_the_run(tmp_path):
@@ -143,7 +172,10 @@ def test_policy_in_pyproject_selects_the_run(tmp_path):
 def test_junit_has_a_case_per_cell_and_the_reproducer_in_failures(files, tmp_path, results):
     res, base = files
     rewrite(
-        res, lambda d: cell(d, "torch:binary_cross_entropy_with_logits")["counts"].update(sign=1)
+        res,
+        lambda d: cell(d, "torch:binary_cross_entropy_with_logits")["finite"]["counts"].update(
+            sign=1
+        ),
     )
     xml_path = tmp_path / "junit.xml"
     r = lossfuzz("gate", str(res), "--baseline", str(base), "--junit", str(xml_path))
@@ -158,7 +190,7 @@ def test_junit_has_a_case_per_cell_and_the_reproducer_in_failures(files, tmp_pat
 
 def test_markdown_format_for_job_summaries(files):
     res, base = files
-    rewrite(res, lambda d: cell(d, "tf:softplus")["counts"].update(nan=1))
+    rewrite(res, lambda d: cell(d, "tf:softplus")["finite"]["counts"].update(nan=1))
     r = lossfuzz("gate", str(res), "--baseline", str(base), "--format", "markdown")
     assert r.returncode == 1 and r.stdout.startswith("## lossfuzz gate")
     assert "| ! | `tf:softplus [float32]` | new nan |" in r.stdout

@@ -67,3 +67,44 @@ def test_plugin_fails_a_broken_loss_with_its_reproducer_and_passes_a_careful_one
     assert "lossfuzz: mylosses:broken_bce [float32] is not within 4 ULP" in out
     assert "label_smoothing" not in out  # the reproducer defines only what the loss takes
     assert "from mylosses import broken_bce" in out  # the reproducer
+
+
+STABLE = textwrap.dedent(
+    '''
+    import numpy as np
+
+
+    def documented_formula(logits, labels):
+        """TensorFlow's documented stable form: exact at neither end"""
+        x, z = logits, labels
+        return np.maximum(x, 0) - x * z + np.log1p(np.exp(-np.abs(x)))
+    '''
+)
+STABLE_TEST = textwrap.dedent(
+    """
+    from mylosses import documented_formula
+
+
+    def test_formula(lossfuzz):
+        lossfuzz.check(documented_formula, loss="sigmoid_cross_entropy_with_logits", max_ulp=4)
+    """
+)
+
+
+def test_one_failure_message_lists_the_cancellation_and_the_nan_at_infinite_logits(tmp_path):
+    (tmp_path / "mylosses.py").write_text(STABLE)
+    (tmp_path / "test_user.py").write_text(STABLE_TEST)
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    out = r.stdout
+    assert "1 failed" in out, out + r.stderr
+    accuracy, special = out.split("== finite-input accuracy")[1].split("== special values")
+    assert "inaccurate at logits=+" in accuracy and "labels=between" in accuracy  # x - x z
+    assert "nan at logits=+inf" in special or "nan at logits=-inf" in special
+    assert out.count("# lossfuzz reproducer") >= 2

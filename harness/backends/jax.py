@@ -11,6 +11,7 @@ import numpy as np
 
 from lossfuzz.harness.backends import Backend, register_backend, tensor_literal
 from lossfuzz.harness.backends.modes import FN, Mode, register_mode
+from lossfuzz.harness.deviations import flush_to_zero
 from lossfuzz.harness.registry import implementation
 
 
@@ -72,25 +73,55 @@ JAX_JIT = register_mode(
 )
 
 
-def _impl(impl_id: str, *, loss: str, call: str, reducible: bool = False) -> None:
+FLUSH_TO_ZERO = flush_to_zero(
+    what="on the CPU, XLA flushes subnormal inputs and results to zero (FTZ/DAZ)",
+    source="https://docs.jax.dev/en/latest/notebooks/Common_Gotchas_in_JAX.html",
+    documented=True,
+)
+
+
+def _impl(impl_id: str, *, loss: str, call: str, reducible: bool = False, doc=None) -> None:
     reduced = {"mean": f"jnp.mean({call})", "sum": f"jnp.sum({call})"} if reducible else None
-    implementation(impl_id, loss=loss, call=call, runtime="jax", reduced=reduced, mode="jax-jit")
+    implementation(
+        impl_id,
+        loss=loss,
+        call=call,
+        runtime="jax",
+        reduced=reduced,
+        mode="jax-jit",
+        deviations=(FLUSH_TO_ZERO,),
+        doc=doc,
+    )
 
 
 _impl(
     "jax:sigmoid_binary_cross_entropy",
+    doc=(
+        "the binary cross-entropy of sigmoid(logits) against labels, computed from the logits",
+        "https://optax.readthedocs.io/en/latest/api/losses.html#optax.losses.sigmoid_binary_cross"
+        "_entropy",
+    ),
     loss="sigmoid_cross_entropy_with_logits",
     call="optax.sigmoid_binary_cross_entropy(logits, labels)",
     reducible=True,
 )
 _impl(
     "jax:softmax_cross_entropy",
+    doc=(
+        "the softmax cross entropy between logits and label distributions",
+        "https://optax.readthedocs.io/en/latest/api/losses.html#optax.losses.softmax_cross_entropy",
+    ),
     loss="softmax_cross_entropy_with_logits",
     call="optax.softmax_cross_entropy(logits, labels)",
     reducible=True,
 )
 _impl(
     "jax:softmax_cross_entropy_with_integer_labels",
+    doc=(
+        "the softmax cross entropy between logits and integer labels",
+        "https://optax.readthedocs.io/en/latest/api/losses.html#optax.losses.softmax_cross_entrop"
+        "y_with_integer_labels",
+    ),
     loss="sparse_softmax_cross_entropy_with_logits",
     call="optax.softmax_cross_entropy_with_integer_labels(logits, labels)",
     reducible=True,

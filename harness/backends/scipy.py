@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lossfuzz.harness.deviations import probability_clip
 from lossfuzz.harness.registry import implementation
 
 FLOAT32_64 = ("float32", "float64")  # SciPy computes in float32 or float64 only
@@ -38,14 +39,25 @@ implementation(
     requires=("scipy",),
     dtypes=FLOAT32_64,
 )
+SKLEARN_CLIP = probability_clip(
+    lambda fmt: 2.0 ** (1 - fmt.precision),
+    lambda fmt: 1 - 2.0 ** (1 - fmt.precision),
+    loss="sparse_categorical_crossentropy",
+    what="y_proba is clipped to [eps, 1 - eps], eps the machine epsilon of its dtype",
+    source="https://scikit-learn.org/stable/modules/generated/sklearn.metrics.log_loss.html",
+    documented=True,
+)
+# scikit-learn 1.9 neither renormalises probabilities (it warns) nor takes one class
 implementation(
     "sklearn:log_loss",
-    loss="sparse_categorical_crossentropy_renormalized",
+    loss="sparse_categorical_crossentropy",
     call=(
-        "np.array([log_loss([k], [row], labels=list(range(probs.shape[-1])))"
+        "np.array([log_loss([k], row[None], labels=list(range(probs.shape[-1])))"
         " for k, row in zip(labels.tolist(), probs.reshape(-1, probs.shape[-1]))])"
     ),
     imports="from sklearn.metrics import log_loss",
     requires=("sklearn",),
-    dtypes=("float64",),
+    dtypes=FLOAT32_64,
+    deviations=(SKLEARN_CLIP,),
+    min_classes=2,
 )

@@ -8,7 +8,6 @@ TensorFlow backend shares the conversions and literals (``keras.py``).
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
@@ -21,12 +20,8 @@ from lossfuzz.harness.backends import (
     tensor_literal,
 )
 from lossfuzz.harness.backends.modes import FN, Mode, register_mode
-from lossfuzz.harness.registry import (
-    Deviation,
-    document,
-    implementation,
-    labels_not_a_distribution,
-)
+from lossfuzz.harness.deviations import softmax_minus_labels
+from lossfuzz.harness.registry import document, implementation
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -187,13 +182,12 @@ DOCS = {
 }
 document("tf", DOCS)
 
-LABELS_SUM_TO_ONE = Deviation(
-    "the gradient with respect to the logits is softmax(logits) - labels, which is the "
+LABELS_SUM_TO_ONE = softmax_minus_labels(
+    what="the gradient with respect to the logits is softmax(logits) - labels, which is the "
     "derivative only where each label row sums to 1 ('each vector along the class "
     "dimension should hold a valid probability distribution')",
-    "https://www.tensorflow.org/api_docs/python/tf/nn/softmax_cross_entropy_with_logits",
-    lambda inputs, got, exact: math.isfinite(got) and labels_not_a_distribution(inputs),
-    quantity="d/dlogits",
+    source=TF_SOFTMAX,
+    documented=True,
 )
 
 
@@ -205,22 +199,40 @@ def reducible(impl_id: str, *, call: str, **kwargs):
 
 reducible(
     "tf:sigmoid_cross_entropy_with_logits",
+    doc=(
+        "max(x, 0) - x * z + log(1 + exp(-abs(x))), 'to ensure stability and avoid overflow'",
+        "https://www.tensorflow.org/api_docs/python/tf/nn/sigmoid_cross_entropy_with_logits",
+    ),
     loss="sigmoid_cross_entropy_with_logits",
     call="tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)",
 )
 reducible(
     "tf:weighted_cross_entropy_with_logits",
+    doc=(
+        "(1 - z) * x + l * (log(1 + exp(-abs(x))) + max(-x, 0)), l = 1 + (pos_weight - 1) * z, "
+        "'to ensure stability and avoid overflow'",
+        "https://www.tensorflow.org/api_docs/python/tf/nn/weighted_cross_entropy_with_logits",
+    ),
     loss="weighted_sigmoid_cross_entropy_with_logits",
     call="tf.nn.weighted_cross_entropy_with_logits(labels=labels, logits=logits, pos_weight=pos_weight)",  # noqa: E501
 )
 reducible(
     "tf:softmax_cross_entropy_with_logits",
+    doc=(
+        "softmax cross entropy between logits and labels; each label row should be a valid "
+        "probability distribution",
+        "https://www.tensorflow.org/api_docs/python/tf/nn/softmax_cross_entropy_with_logits",
+    ),
     loss="softmax_cross_entropy_with_logits",
     call="tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits, axis=axis)",
     deviations=(LABELS_SUM_TO_ONE,),
 )
 reducible(
     "tf:sparse_softmax_cross_entropy_with_logits",
+    doc=(
+        "sparse softmax cross entropy between logits and class indices",
+        "https://www.tensorflow.org/api_docs/python/tf/nn/sparse_softmax_cross_entropy_with_logits",
+    ),
     loss="sparse_softmax_cross_entropy_with_logits",
     call="tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)",
 )

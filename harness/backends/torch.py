@@ -9,9 +9,9 @@ bfloat16 exactly, so no value changes on the way in or out.
 
 from __future__ import annotations
 
-import math
 import shutil
 
+import mpmath
 import numpy as np
 
 from lossfuzz.harness.backends import (
@@ -22,7 +22,8 @@ from lossfuzz.harness.backends import (
     tensor_literal,
 )
 from lossfuzz.harness.backends.modes import FN, Mode, register_mode
-from lossfuzz.harness.registry import Deviation, document, implementation
+from lossfuzz.harness.deviations import Case, Deviation, identity_above, log_clamp
+from lossfuzz.harness.registry import document, implementation
 
 
 def to_torch(arr: np.ndarray):
@@ -182,26 +183,54 @@ document(
     },
 )
 
-LOG_CLAMP = Deviation(
-    "BCELoss clamps its log outputs to >= -100, so a loss term never exceeds 100",
-    "https://pytorch.org/docs/stable/generated/torch.nn.BCELoss.html",
-    lambda inputs, got, exact: math.isfinite(got) and got <= 100.5 and exact >= 99.0,
+TORCH_BCE = "https://pytorch.org/docs/stable/generated/torch.nn.BCELoss.html"
+LOG_CLAMP = log_clamp(
+    -100.0,
+    what="BCELoss clamps its log outputs to >= -100, so a loss term never exceeds 100",
+    source=TORCH_BCE,
+    documented=True,
 )
-SOFTPLUS_THRESHOLD = Deviation(
-    "softplus reverts to the identity for beta * x > threshold (20), and its gradient to 1",
-    "https://pytorch.org/docs/stable/generated/torch.nn.Softplus.html",
-    lambda inputs, got, exact: float(inputs["logits"].astype("float64").max()) > 20,
-    quantity="*",
+SOFTPLUS_THRESHOLD = identity_above(
+    20.0,
+    what="softplus reverts to the identity for beta * x > threshold (20), and its gradient to 1",
+    source="https://pytorch.org/docs/stable/generated/torch.nn.Softplus.html",
+    documented=True,
 )
+BACKWARD_EPSILON = 1e-12  # aten/src/ATen/native/Loss.cpp, binary_cross_entropy_backward
+
+
+def _backward_denominator(case: Case) -> float:
+    """max(p (1 - p), 1e-12) as the kernel computes it: in the dtype."""
+    cast = case.fmt.cast
+    p = float(cast(case.scalar("probs")))
+    product = float(cast(float(cast(1.0 - p)) * p))
+    return max(product, float(cast(BACKWARD_EPSILON)))
+
+
+def _backward_acts(case: Case) -> bool:
+    p = case.scalar("probs")
+    return float(case.fmt.cast(float(case.fmt.cast(1.0 - p)) * p)) < float(
+        case.fmt.cast(BACKWARD_EPSILON)
+    )
+
+
+def _backward_formula(case: Case):
+    p, z = case.scalar("probs"), case.scalar("labels")
+    denominator = _backward_denominator(case)
+    if denominator == 0:
+        return mpmath.nan if p == z else mpmath.inf * (1 if p > z else -1)
+    with mpmath.workprec(200):
+        return (mpmath.mpf(p) - mpmath.mpf(z)) / mpmath.mpf(denominator)
+
+
 BACKWARD_CLAMP = Deviation(
-    "the backward of binary_cross_entropy divides by max(p (1 - p), 1e-12), the 'linear "
-    "backward' that the log clamp buys, so it is finite at p = 0 and p = 1",
-    "https://pytorch.org/docs/stable/generated/torch.nn.BCELoss.html; EPSILON in "
-    "aten/src/ATen/native/Loss.cpp (binary_cross_entropy_backward)",
-    lambda inputs, got, exact: (
-        math.isfinite(got)
-        and bool((lambda p: (p * (1 - p) < 1e-12).any())(inputs["probs"].astype("float64")))
-    ),
+    "the backward of binary_cross_entropy divides by max(p (1 - p), 1e-12), so it is finite "
+    "at p = 0 and p = 1 (the 'linear backward' the log clamp buys; the 1e-12 is in the "
+    "source, not the documentation)",
+    "aten/src/ATen/native/Loss.cpp (binary_cross_entropy_backward, EPSILON)",
+    False,
+    _backward_acts,
+    _backward_formula,
     quantity="grad",
 )
 
@@ -218,36 +247,71 @@ def reducible(impl_id: str, *, call: str, **kwargs):
 
 reducible(
     "torch:binary_cross_entropy_with_logits",
+    doc=(
+        "'This loss combines a Sigmoid layer and the BCELoss in one single class. This version is"
+        " more numerically stable than using a plain Sigmoid followed by a BCELoss'",
+        "https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html",
+    ),
     loss="sigmoid_cross_entropy_with_logits",
     call="F.binary_cross_entropy_with_logits(logits, labels, reduction='none')",
 )
 reducible(
     "torch:binary_cross_entropy_with_logits_pos_weight",
+    doc=(
+        "pos_weight weighs the positive term of BCEWithLogitsLoss; the same stability is promised",
+        "https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html",
+    ),
     loss="weighted_sigmoid_cross_entropy_with_logits",
     call="F.binary_cross_entropy_with_logits(logits, labels, pos_weight=pos_weight, reduction='none')",  # noqa: E501
 )
 reducible(
     "torch:binary_cross_entropy",
+    doc=(
+        "-[y log x + (1 - y) log(1 - x)], with each log clamped to >= -100",
+        "https://pytorch.org/docs/stable/generated/torch.nn.BCELoss.html",
+    ),
     loss="binary_crossentropy",
     call="F.binary_cross_entropy(probs, labels, reduction='none')",
     deviations=(LOG_CLAMP, BACKWARD_CLAMP),
 )
 reducible(
     "torch:cross_entropy",
+    doc=(
+        "the cross entropy loss between input logits and target class indices (log_softmax "
+        "followed by nll_loss)",
+        "https://pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html",
+    ),
     loss="sparse_softmax_cross_entropy_with_logits",
     call="F.cross_entropy(logits, labels, reduction='none', label_smoothing=label_smoothing)",
     params=("label_smoothing",),
 )
 reducible(
     "torch:cross_entropy_probs",
+    doc=(
+        "the cross entropy loss between input logits and target class probabilities",
+        "https://pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html",
+    ),
     loss="softmax_cross_entropy_with_logits",
     call="F.cross_entropy(logits, labels, reduction='none', label_smoothing=label_smoothing)",
     params=("label_smoothing",),
 )
 reducible(
     "torch:nll_loss_log_softmax",
+    doc=(
+        "nll_loss of log_softmax: 'log_softmax ... is mathematically equivalent to "
+        "log(softmax(x)), but doing these two operations separately is slower and numerically "
+        "unstable'",
+        "https://pytorch.org/docs/stable/generated/torch.nn.functional.log_softmax.html",
+    ),
     loss="sparse_softmax_cross_entropy_with_logits",
     call="F.nll_loss(F.log_softmax(logits, dim=-1), labels, reduction='none')",
+)
+# what users write on top of the library: probabilities from sigmoid, then BCE on them
+# (no deviation is excused here: the log clamp acts on a rounded probability)
+reducible(
+    "torch:bce_of_sigmoid",
+    loss="sigmoid_cross_entropy_with_logits",
+    call="F.binary_cross_entropy(torch.sigmoid(logits), labels, reduction='none')",
 )
 implementation(
     "torch:softplus", loss="softplus", call="F.softplus(logits)", deviations=(SOFTPLUS_THRESHOLD,)

@@ -36,6 +36,8 @@ def register_twins() -> None:
                 reduced=impl.reduced,
                 mode=mode.name,
                 eager=impl.id,
+                min_classes=impl.min_classes,
+                doc=impl.doc,
             )
 
 

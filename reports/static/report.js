@@ -36,6 +36,7 @@
     th.classList.add(desc ? "sorted-desc" : "sorted-asc");
     const value = (tr) => {
       if (key === "loss" || key === "impl" || key === "of") return tr.dataset[key];
+      if (key === "special") return $("td.special", tr).dataset.special;
       const td = $$("td.cell", tr).find((c) => c.dataset.dtype === key);
       if (!td) return -1;
       const u = td.dataset.ulp;  // Python writes infinity as "inf", which parseFloat cannot read
