@@ -126,12 +126,11 @@ def test_known_failures_pass_while_failing_and_fail_once_fixed(files, tmp_path):
         "reason = 'exp overflows'\nissue = 'seed 000'\n"
         "[[known_failures]]\nimpl = 'nothing:*'\nreason = 'stale entry'\n"
     )
-    rewrite(
-        res, lambda d: cell(d, "naive:sigmoid_then_log")["finite"]["counts"].update(overflow=5)
-    )
+    rewrite(res, lambda d: cell(d, "naive:sigmoid_then_log")["finite"]["counts"].update(overflow=5))
     r = lossfuzz("gate", str(res), "--baseline", str(base), "--config", str(policy))
     assert r.returncode == 0, r.stdout  # a known failure may change how it fails
     assert "known failure nothing:* [*] matches no cell" in r.stderr
+
     def fixed(d):
         for tally in ("finite", "special"):
             cell(d, "naive:sigmoid_then_log")[tally]["counts"].pop("nan", None)
@@ -147,7 +146,9 @@ def test_accuracy_and_special_values_are_limited_apart(files, tmp_path):
     res, base = files
     # torch's BCE with logits is NaN at infinite logits: special values only
     name = "torch:binary_cross_entropy_with_logits [float32]"
-    (tmp_path / "lossfuzz.toml").write_text(f'[special_limits]\n"{name.split()[0]} [float32]" = 0\n')
+    (tmp_path / "lossfuzz.toml").write_text(
+        f'[special_limits]\n"{name.split()[0]} [float32]" = 0\n'
+    )
     r = lossfuzz("gate", str(res), "--baseline", str(base), cwd=tmp_path)
     assert r.returncode == 1
     (line,) = [x for x in r.stdout.splitlines() if x.strip().startswith(f"L {name}")]

@@ -415,7 +415,7 @@ def test_markdown_terminal_and_junit_escape_what_came_from_data(files, tmp_path)
         f["message"] = evil + f["message"]
         f["reproducer"] = evil + f["reproducer"]
     for c in data["cells"]:
-        c["counts"]["crash"] = 1  # a regression, so the gate prints the cells
+        c["finite"]["counts"]["crash"] = 1  # a regression, so the gate prints the cells
     res.write_text(json.dumps(data))
     base_data = json.loads(base.read_text())
     base_data["cells"] = {
@@ -439,7 +439,7 @@ def test_markdown_terminal_and_junit_escape_what_came_from_data(files, tmp_path)
         outside = re.sub(r"(`+) .*? \1|`[^`]*`", "", text)
         assert "<b>" not in outside and "evil" not in outside
     rows = [line for line in rep.stdout.splitlines() if line.startswith("| ``")]
-    assert rows and all(line.count(" | ") == 3 for line in rows)  # no cell split by a pipe
+    assert rows and all(line.count(" | ") == 4 for line in rows)  # no cell split by a pipe
 
 
 # ------------------------------------------------------------------ merge

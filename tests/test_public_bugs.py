@@ -13,7 +13,7 @@ import pytest
 from lossfuzz.harness.cell import documented_by
 from lossfuzz.harness.findings import finding
 from lossfuzz.harness.registry import get_impl, skipped_reason
-from lossfuzz.harness.results import Quantity
+from lossfuzz.harness.results import VALUE, Quantity
 from lossfuzz.harness.scoring import Engine, score
 from lossfuzz.harness.search import run_cell
 from lossfuzz.harness.shrink import finalise
@@ -21,7 +21,7 @@ from lossfuzz.harness.shrink import finalise
 E = Engine()
 
 
-def _listed(impl_id, dtype, quantity=Quantity(), budget=0):
+def _listed(impl_id, dtype, quantity=VALUE, budget=0):
     impl = get_impl(impl_id)
     if skipped_reason(impl):
         pytest.skip(skipped_reason(impl))

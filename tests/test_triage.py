@@ -6,7 +6,6 @@ import pytest
 from cli import lossfuzz
 
 from lossfuzz.harness import campaign, triage
-from lossfuzz.harness.results import Results
 
 IMPLS = (
     "tf:sigmoid_cross_entropy_with_logits",
