@@ -132,9 +132,10 @@ def cell_plot(cell, tolerance: float = 4.0) -> str:
     for t, y, p in zip(xs, ys, points):
         counts[p[2]] = counts.get(p[2], 0) + 1
         if window[0] <= t <= window[1]:
+            tip = f"x={_fmt(p[0])} ULP={_fmt(p[1])} {p[2]}"
             parts.append(
                 f'<circle cx="{px(t):.1f}" cy="{py(y):.1f}" r="3.2" fill="{COLOURS[p[2]]}" '
-                f'fill-opacity="0.85"><title>x={_fmt(p[0])} ULP={_fmt(p[1])} {p[2]}</title></circle>'
+                f'fill-opacity="0.85"><title>{tip}</title></circle>'
             )
     parts += _overview(xs, points, full, window, probability, inverse)
     parts += _legend(counts)
@@ -248,11 +249,12 @@ def _overview(xs, points, full, window, probability, inverse) -> list[str]:
     def ox(t: float) -> float:
         return LEFT + (t - full[0]) / (full[1] - full[0]) * PLOT_W
 
+    span = max(2.0, ox(window[1]) - ox(window[0]))
     out = [
         f'<rect x="{LEFT}" y="{y0}" width="{PLOT_W}" height="{OVERVIEW}" fill="#fafafa" '
         'stroke="#bbb" class="overview"/>',
-        f'<rect x="{ox(window[0]):.1f}" y="{y0}" width="{max(2.0, ox(window[1]) - ox(window[0])):.1f}" '
-        f'height="{OVERVIEW}" fill="#1565c0" fill-opacity="0.12" stroke="#1565c0"/>',
+        f'<rect x="{ox(window[0]):.1f}" y="{y0}" width="{span:.1f}" height="{OVERVIEW}" '
+        'fill="#1565c0" fill-opacity="0.12" stroke="#1565c0"/>',
     ]
     for t, p in zip(xs, points):
         y = y0 + OVERVIEW / 2 + (-8 if p[2] not in ("exact", "ok") else 8)
