@@ -3,10 +3,10 @@
     def test_my_loss(lossfuzz):
         lossfuzz.check(my_loss, loss="sigmoid_cross_entropy_with_logits", max_ulp=4)
 
-``my_loss`` receives NumPy arrays of the dtype by input name (``logits``,
-``labels``, ...; class axis last) and returns the loss per element or row. The
-check runs lossfuzz's edge grid and a seeded Hypothesis search, and fails with the
-worst finding, shrunk and confirmed, and a reproducer. Options: ``--lossfuzz-budget``
+``my_loss`` is called as written: tensors of its framework, its own parameter names,
+a loss per row or its batch's mean (see ``lossfuzz.check`` for the options). The
+check runs lossfuzz's edge grid and a seeded Hypothesis search, and fails with every
+distinct failure, shrunk and confirmed, each with a reproducer. Options: ``--lossfuzz-budget``
 (fuzzed batches, default 30) and ``--lossfuzz-seed`` (default 0); the same seed and
 budget give the same verdict. This module imports neither lossfuzz's engine nor
 any framework until the fixture is used (as Hypothesis keeps its plugin apart).
@@ -28,20 +28,19 @@ class LossFuzz:
         self.budget = budget
         self.seed = seed
 
-    def check(
-        self, fn, *, loss: str, dtype: str = "float32", max_ulp: float = 4.0, budget=None, seed=None
-    ):
-        """Fuzz ``fn`` as an implementation of ``loss``; fail on any answer beyond ``max_ulp``."""
+    def check(self, fn, *, loss: str, budget=None, seed=None, **options):
+        """Fuzz ``fn`` as an implementation of ``loss`` and fail the test with every distinct
+        failure; the options are ``lossfuzz.check``'s (dtype, max_ulp, allow_infinity,
+        labels, quantity, framework, args, reduction, min_classes)."""
         from lossfuzz.harness.check import LossCheckFailed, check
 
         try:
             return check(
                 fn,
                 loss=loss,
-                dtype=dtype,
-                max_ulp=max_ulp,
                 budget=self.budget if budget is None else budget,
                 seed=self.seed if seed is None else seed,
+                **options,
             )
         except LossCheckFailed as exc:
             pytest.fail(str(exc), pytrace=False)

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from lossfuzz import oracles
+from lossfuzz.harness import userimpl
 from lossfuzz.harness.errors import UsageError
 from lossfuzz.harness.findings import cell_record, disagreement, finding
 from lossfuzz.harness.isolation import Stopped
@@ -24,6 +25,8 @@ from lossfuzz.harness.results import Cell, CellKey, Finding, Quantity, Results, 
 from lossfuzz.harness.scoring import Engine
 from lossfuzz.harness.search import run_cell
 from lossfuzz.harness.shrink import finalise, settle
+from lossfuzz.harness.strategies import EVERYTHING, Scope
+from lossfuzz.oracles.registry import closest
 
 DEFAULT_BUDGET = 100  # fuzzed batches per cell after the edge grid
 QUANTITIES = ("value", "grad", "reduction")
@@ -37,11 +40,12 @@ REDUCTION_BUDGET = 10  # fuzzed batches per reduction cell: each may be a millio
 
 @dataclass(frozen=True)
 class CellSpec:
-    """A cell to run: an impl, a dtype and what to measure."""
+    """A cell to run: an impl, a dtype, what to measure, and the inputs in scope."""
 
     impl: Impl
     dtype: str
     quantity: Quantity
+    scope: Scope = EVERYTHING
 
     @property
     def key(self) -> CellKey:
@@ -58,8 +62,24 @@ def _covers(impl: Impl, loss: str) -> bool:
     return impl.loss == loss or oracles.get_loss(impl.loss).variant_of == loss
 
 
-def _chosen(losses, impls) -> list[Impl]:
+def _loadable_or_unknown(name: str, registry) -> None:
+    """Nothing if ``name`` loads as module:function; else, when it looks like a mistyped
+    impl id, "unknown impl ...; did you mean ...", and otherwise why it cannot load."""
+    try:
+        userimpl.load(name)
+    except UsageError as exc:
+        close = closest(name, registry)
+        if close:
+            hint = " or ".join(map(repr, close))
+            raise UsageError(f"unknown impl {name!r}; did you mean {hint}? ({exc})") from None
+        raise
+
+
+def _chosen(losses, impls, described=None, caller=None) -> list[Impl]:
+    """The impls named (ids, patterns, or a user's module:function, described by
+    ``described[spec]`` and preflighted with ``caller``), or every registered one."""
     registry = load_all()
+    described = described or {}
     chosen: list[Impl] = []
     for name in impls:
         if name in registry:
@@ -70,22 +90,33 @@ def _chosen(losses, impls) -> list[Impl]:
                 raise UsageError(f"--impl {name!r} matches no impl (lossfuzz losses lists them)")
             chosen += [i for i in matched if i not in chosen]
         elif ":" in name and name.partition(":")[0] not in {i.backend for i in registry.values()}:
+            _loadable_or_unknown(name, registry)
             if len(losses) != 1:
                 raise UsageError(
                     f"--impl {name} is user code: name the loss it computes with one --loss"
                 )
-            chosen.append(user_impl(name, losses[0]))
+            chosen.append(user_impl(name, losses[0], described.get(name), caller))
         else:
             chosen.append(get_impl(name))  # raises UnknownName with suggestions
     return chosen if impls else list(registry.values())
 
 
 def select(
-    losses=(), impls=(), dtypes=(), quantities=QUANTITIES, batches=DEFAULT_BATCHES
+    losses=(),
+    impls=(),
+    dtypes=(),
+    quantities=QUANTITIES,
+    batches=DEFAULT_BATCHES,
+    *,
+    scope: Scope = EVERYTHING,
+    described=None,
+    caller=None,
 ) -> Selection:
     """The cells a run covers: for each chosen impl and dtype its values, each reduction
     it has over each batch size, and each gradient it has; frameworks that cannot load
-    are skipped, with the reason."""
+    are skipped, with the reason. A user's loss (``module:function``) is described by
+    ``described[spec]`` (a ``userimpl.Description``) and called once by ``caller`` to
+    check the description before anything is fuzzed."""
     unknown = set(quantities) - set(QUANTITIES)
     if unknown:
         raise UsageError(f"unknown quantity {sorted(unknown)[0]!r}; use value, grad or reduction")
@@ -99,7 +130,7 @@ def select(
             oracles.get_format(dtype)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    chosen = _chosen(losses, impls)
+    chosen = _chosen(losses, impls, described, caller)
     opt_in = not impls  # costly cells run when their impls are named (OPT_IN)
     if losses:
         chosen = [i for i in chosen if any(_covers(i, loss) for loss in losses)]
@@ -110,11 +141,16 @@ def select(
             sel.skipped.append(Skipped(impl.id, reason))
             continue
         wanted = [d for d in impl.dtypes if not dtypes or d in dtypes]
+        if impl.description is not None and "grad" in quantities and not impl.gradients:
+            sel.skipped.append(
+                Skipped(f"{impl.id} gradients", f"{impl.runtime} has no autodiff lossfuzz uses")
+            )
         for q in impl.quantities(tuple(batches)):
-            if q.kind not in quantities or (opt_in and (impl.mode, q.kind) in OPT_IN):
+            kind = "value" if q.kind == "reduction" and q.batch is None else q.kind
+            if kind not in quantities or (opt_in and (impl.mode, q.kind) in OPT_IN):
                 continue
             if q.kind != "grad":
-                sel.cells += [CellSpec(impl, d, q) for d in wanted]
+                sel.cells += [CellSpec(impl, d, q, scope) for d in wanted]
                 continue
             reason = skipped_reason(impl, q)
             if reason:
@@ -123,7 +159,7 @@ def select(
             ad = impl.autodiff
             for d in wanted:
                 if d in ad.dtypes:
-                    sel.cells.append(CellSpec(impl, d, q))
+                    sel.cells.append(CellSpec(impl, d, q, scope))
                 else:
                     sel.skipped.append(
                         Skipped(CellKey(impl.id, d, q).name, f"{ad.name} does not support {d}")
@@ -167,6 +203,11 @@ def run(
     start = time.monotonic()
     created = now()
     found_versions = versions()  # once: partial results are written every few seconds
+    users = {
+        s.impl.id: userimpl.to_json(s.impl.description)
+        for s in selection.cells
+        if s.impl.description is not None
+    }
     cells: list[Cell] = []
     findings: list[Finding] = []
     done = done or {}
@@ -184,6 +225,7 @@ def run(
             complete=complete,
             elapsed_seconds=round(time.monotonic() - start, 3),
             skipped=tuple(selection.skipped),
+            user_impls=users,
         )
 
     for n, spec in enumerate(selection.cells):
@@ -212,6 +254,7 @@ def run(
             campaign_seed=seed,
             tolerance=tolerance,
             deadline=deadline,
+            scope=spec.scope,
         )
         try:
             if engine.stop:

@@ -26,6 +26,7 @@ from lossfuzz.harness.registry import Impl
 from lossfuzz.harness.results import VALUE, CellKey, Quantity
 from lossfuzz.harness.scoring import RUN_ENDING, Observation
 from lossfuzz.harness.signature import signature
+from lossfuzz.harness.strategies import EVERYTHING, Scope
 
 PROFILE_BINS = 400  # at most this many points of error against input per cell
 BINS_PER_OCTAVE = 4
@@ -107,6 +108,7 @@ class CellRun:
     dtype: str
     quantity: Quantity = VALUE
     tolerance: float = DEFAULT_TOLERANCE
+    scope: Scope = EVERYTHING  # the inputs the search draws (special values, labels)
     cases: int = 0
     counts: Counter = field(default_factory=Counter)
     max_ulp: float = 0.0

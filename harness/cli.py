@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 
 import lossfuzz
 from lossfuzz.harness.commands import (
@@ -19,6 +20,7 @@ from lossfuzz.harness.commands import (
     cmd_baseline,
     cmd_contracts,
     cmd_gate,
+    cmd_impls,
     cmd_losses,
     cmd_merge,
     cmd_oracle,
@@ -30,6 +32,7 @@ from lossfuzz.harness.commands import (
 )
 from lossfuzz.harness.errors import UsageError, first_line
 from lossfuzz.harness.isolation import WorkerStartError
+from lossfuzz.harness.userimpl import FRAMEWORKS
 
 MAX_TIMEOUT = 7 * 86400.0  # seconds: a week; longer waits overflow the pipe's poll
 
@@ -80,154 +83,341 @@ def _digits(text: str) -> int:
     return value
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help with each option's default (where it has one) and the examples as written."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" not in text
+            and default not in (None, False, argparse.SUPPRESS)
+            and not isinstance(action, argparse._StoreFalseAction)
+            and not (isinstance(default, list) and not default)
+            and action.option_strings
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _sub(sub, name: str, help: str, examples: str):
+    return sub.add_parser(
+        name,
+        help=help,
+        description=help[0].upper() + help[1:] + ".",
+        epilog="examples:\n" + textwrap.indent(textwrap.dedent(examples).strip("\n"), "  "),
+        formatter_class=_Formatter,
+    )
+
+
+def _output(s, default: str, what: str) -> None:
+    s.add_argument("-o", "--output", "--out", dest="out", default=default, metavar="PATH",
+                   help=f"where to write {what}")  # fmt: skip
+
+
+def _isolation(s) -> None:
+    s.add_argument(
+        "--no-isolation",
+        action="store_true",
+        help="call impls in this process (faster; a crash ends the run)",
+    )
+    s.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds an impl call may take before it is a timeout finding",
+    )
+    s.add_argument("--memory-limit", type=_gibibytes, default=16.0, dest="memory_limit",
+                   metavar="GIB", help="GiB of address space per worker process")  # fmt: skip
+
+
+def _user(s) -> None:
+    """How a user's loss (--impl MODULE:FUNCTION) is called, and the inputs in scope."""
+    g = s.add_argument_group("your own loss (--impl MODULE:FUNCTION)")
+    g.add_argument(
+        "--framework",
+        choices=FRAMEWORKS,
+        help="the framework whose tensors it takes (default: from the modules its "
+        "code uses, checked by one call)",
+    )
+    g.add_argument(
+        "--args",
+        metavar="INPUT=PARAM,...",
+        help="which parameter takes which input, e.g. logits=input,labels=target "
+        "(default: by name, else by position)",
+    )
+    g.add_argument(
+        "--reduction",
+        choices=("none", "mean", "sum"),
+        help="whether it returns a loss per row or its batch's mean or sum "
+        "(default: found by calling it)",
+    )
+    g = s.add_argument_group("the inputs in scope")
+    x = g.add_mutually_exclusive_group()
+    x.add_argument(
+        "--allow-infinity",
+        dest="allow_infinity",
+        action="store_true",
+        default=None,
+        help="include infinities, NaN and masked entries (the default)",
+    )
+    x.add_argument(
+        "--finite-only", dest="allow_infinity", action="store_false", help="finite inputs only"
+    )
+    g.add_argument(
+        "--labels",
+        dest="label_kind",
+        choices=("any", "hard", "soft"),
+        default=None,
+        help="labels 0 and 1 (one-hot rows), strictly between, or both (default: any)",
+    )
+    g.add_argument("--min-classes", type=_positive_int, default=None, metavar="N",
+                   help="the fewest classes a row may have (default: 1)")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lossfuzz",
-        description="Numerical-stability fuzzing of cross-entropy losses against an exact oracle.",
+        description="Numerical-stability fuzzing of cross-entropy losses against an exact "
+        "oracle. `lossfuzz COMMAND -h` shows a command's options and examples.",
+        epilog="exit codes: 0 done; 1 a regression (gate) or a finding that changed (repro); "
+        "2 bad input; 3 an internal error or a worker that cannot start; 130/143 stopped",
     )
     p.add_argument("--version", action="version", version=f"lossfuzz {lossfuzz.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    s = sub.add_parser("losses", help="list the losses the oracle defines")
+    s = _sub(sub, "losses", "list the losses the oracle defines, with their formulas",
+             "lossfuzz losses")  # fmt: skip
     s.set_defaults(func=cmd_losses)
 
-    s = sub.add_parser(
-        "oracle", help="exact and correctly rounded value of one loss at given inputs"
-    )
-    s.add_argument("loss")
-    s.add_argument("inputs", nargs="*", metavar="NAME=VALUE", help="e.g. logits=-50 labels=0")
-    s.add_argument("--dtype", default="float32")
+    s = _sub(sub, "impls", "list the implementations under test", """
+        lossfuzz impls --loss sigmoid_cross_entropy_with_logits
+        lossfuzz impls --framework torch --format json
+        """)  # fmt: skip
+    s.add_argument("--loss", help="only impls of this loss (or of a library's variant of it)")
+    s.add_argument("--framework", help="only this framework's impls (torch, tf, keras, jax, ...)")
+    s.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    s.set_defaults(func=cmd_impls)
+
+    s = _sub(sub, "oracle", "print the exact and correctly rounded value of a loss", """
+        lossfuzz oracle sigmoid_cross_entropy_with_logits logits=-50 labels=0 --dtype float32
+        lossfuzz oracle softmax_cross_entropy_with_logits 'logits=[[0, -inf]]' 'labels=[[1, 0]]'
+        """)  # fmt: skip
+    s.add_argument("loss", help="a loss id (lossfuzz losses lists them)")
     s.add_argument(
-        "--digits", type=_digits, default=25, help="significant digits of the exact value"
+        "inputs",
+        nargs="*",
+        metavar="NAME=VALUE",
+        help="the inputs: numbers or JSON lists, e.g. logits=-50 labels=0",
     )
+    s.add_argument("--dtype", default="float32", help="the dtype the inputs are cast to")
+    s.add_argument("--digits", type=_digits, default=25,
+                   help="significant digits of the exact value")  # fmt: skip
     s.set_defaults(func=cmd_oracle)
 
-    s = sub.add_parser("run", help="fuzz impls against the oracle and write a results file")
+    s = _sub(sub, "run", "fuzz implementations against the oracle and write a results file", """
+        lossfuzz run --impl torch:binary_cross_entropy_with_logits --dtype float32 --budget 100
+        lossfuzz run --impl mylosses:bce --loss sigmoid_cross_entropy_with_logits
+        lossfuzz run --impl 'torch-compile:*' --quantity grad -o out/compiled.json
+        lossfuzz run --seconds 60 -q
+        """)  # fmt: skip
     s.add_argument("--loss", action="append", help="only impls of this loss (repeatable)")
     s.add_argument(
         "--impl",
         action="append",
-        help="an impl id, a pattern ('torch-compile:*'), or module:function for your own "
-        "loss (repeatable)",
+        metavar="ID",
+        help="an impl id, a pattern ('torch-compile:*'), or MODULE:FUNCTION for your "
+        "own loss (repeatable; default: every installed impl)",
     )
-    s.add_argument("--dtype", action="append", help="float16, bfloat16, float32, float64")
+    s.add_argument(
+        "--dtype",
+        action="append",
+        help="float16, bfloat16, float32 or float64 (repeatable; default: all)",
+    )
     s.add_argument(
         "--quantity",
         action="append",
         choices=("value", "grad", "reduction"),
-        help="value cells, gradient cells, reduction cells (repeatable; default all)",
+        help="values, gradients or reductions (repeatable; default: all)",
     )
     s.add_argument(
         "--batch",
         action="append",
         type=_positive_int,
-        help="a reduction cell's batch size in rows (repeatable; default 1000 and 1000000)",
+        metavar="ROWS",
+        help="a reduction cell's batch size (repeatable; default: 1000 and 1000000)",
     )
     group = s.add_mutually_exclusive_group()
     group.add_argument(
-        "--budget", type=_nonnegative_int, default=None, help="fuzzed batches per cell"
+        "--budget",
+        type=_nonnegative_int,
+        default=None,
+        metavar="N",
+        help="fuzzed batches per cell after the edge grid (default: 100)",
     )
-    group.add_argument("--seconds", type=_positive_float, help="time for the whole run")
-    s.add_argument("--seed", type=_nonnegative_int, default=None)
-    s.add_argument("--out", default="out/results.json")
-    s.add_argument("--config", help="policy file (default lossfuzz.toml or [tool.lossfuzz])")
-    s.add_argument("--shard", help="K/N: only every N-th cell, from the K-th (see merge)")
-    s.add_argument("--resume", action="store_true", help="skip the cells in <out>.journal")
+    group.add_argument(
+        "--seconds",
+        type=_positive_float,
+        metavar="S",
+        help="a time limit for the whole run (results depend on speed)",
+    )
+    s.add_argument(
+        "--seed",
+        type=_nonnegative_int,
+        default=None,
+        help="the campaign seed: the same seed, versions and budget give the same "
+        "results (default: 0)",
+    )
+    _output(s, "out/results.json", "the results file")
+    s.add_argument(
+        "--config",
+        metavar="TOML",
+        help="policy file (default: ./lossfuzz.toml or [tool.lossfuzz] of pyproject)",
+    )
+    s.add_argument("--shard", metavar="K/N", help="only every N-th cell from the K-th (see merge)")
+    s.add_argument(
+        "--resume", action="store_true", help="skip the cells the journal <output>.journal holds"
+    )
     s.add_argument(
         "--no-contracts",
         action="store_true",
         help="leave the contracts table out of a default campaign",
     )
-    s.add_argument(
-        "--no-isolation", action="store_true", help="call impls in this process (faster, unsafe)"
-    )
-    s.add_argument(
-        "--timeout", type=_positive_float, default=60.0, help="seconds per impl call (default 60)"
-    )
-    s.add_argument(
-        "--memory-limit",
-        type=_gibibytes,
-        default=16.0,
-        dest="memory_limit",
-        help="GiB of address space per worker process (default 16)",
-    )
+    _isolation(s)
+    _user(s)
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    s.add_argument("-v", "--verbose", action="store_true", help="a line per finished cell")
     s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("contracts", help="check API contracts, special values and pitfalls")
-    s.add_argument("--out", default="out/contracts.json")
+    s = _sub(sub, "contracts", "check API contracts, special values and pitfalls", """
+        lossfuzz contracts -o out/contracts.json
+        lossfuzz report out/contracts.json -o out/contracts.html
+        """)  # fmt: skip
+    _output(s, "out/contracts.json", "the tables (a results file)")
     s.set_defaults(func=cmd_contracts)
 
-    s = sub.add_parser("merge", help="combine the results files of a sharded run or sweep")
-    s.add_argument("results", nargs="+")
-    s.add_argument("-o", "--output", default="out/results.json")
+    s = _sub(sub, "merge", "combine the results files of a sharded run or sweep", """
+        lossfuzz merge r1.json r2.json r3.json -o out/results.json
+        """)  # fmt: skip
+    s.add_argument("results", nargs="+", help="the shards' results files")
+    _output(s, "out/results.json", "the merged results")
     s.set_defaults(func=cmd_merge)
 
-    s = sub.add_parser("sweep", help="check every float of a range exhaustively")
-    s.add_argument("--loss", required=True)
-    s.add_argument("--impl", action="append", help="impl id (repeatable; default all of the loss)")
+    s = _sub(sub, "sweep", "check every float of a range exhaustively", """
+        lossfuzz sweep --loss sigmoid_cross_entropy_with_logits --dtype float16
+        lossfuzz sweep --loss sigmoid_cross_entropy_with_logits --dtype float32 --range -100,100
+        """)  # fmt: skip
+    s.add_argument("--loss", required=True, help="an elementwise loss the fast path covers")
+    s.add_argument(
+        "--impl",
+        action="append",
+        metavar="ID",
+        help="impl id (repeatable; default: every impl of the loss)",
+    )
     s.add_argument("--dtype", required=True, help="float16, bfloat16 or float32")
-    s.add_argument("--labels", default="0,1", help="labels to pair with every input (default 0,1)")
-    s.add_argument("--range", help="LO,HI: only inputs in this closed range")
-    s.add_argument("--all", action="store_true", help="every finite value (needed for float32)")
+    s.add_argument("--labels", default="0,1", help="labels paired with every input")
+    s.add_argument("--range", metavar="LO,HI", help="only inputs in this closed range")
+    s.add_argument("--all", action="store_true", help="every finite value (float32 needs it)")
     s.add_argument("--chunk", type=_nonnegative_int, default=1 << 20, help="floats per chunk")
-    s.add_argument("--jobs", type=_nonnegative_int, default=os.cpu_count() or 1)
-    s.add_argument("--shard", help="K/N: only every N-th chunk, from the K-th")
+    s.add_argument(
+        "--jobs", type=_nonnegative_int, default=os.cpu_count() or 1, help="worker processes"
+    )
+    s.add_argument("--shard", metavar="K/N", help="only every N-th chunk from the K-th")
     s.add_argument(
         "--pos-weight",
         type=float,
         default=1.0,
         dest="pos_weight",
-        help="pos_weight of a weighted loss (default 1)",
+        help="pos_weight of a weighted loss",
     )
-    s.add_argument("--resume", action="store_true", help="skip the chunks in <out>.journal")
-    s.add_argument("--out", default="out/sweep.json")
-    s.set_defaults(func=cmd_sweep)
+    s.add_argument(
+        "--resume", action="store_true", help="skip the chunks the journal <output>.journal holds"
+    )
+    _output(s, "out/sweep.json", "the results file")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    s.set_defaults(func=cmd_sweep)  # fmt: skip
 
-    s = sub.add_parser("baseline", help="record a results file's cells as a baseline")
-    s.add_argument("results")
-    s.add_argument("-o", "--output", default="lossfuzz-baseline.json")
+    s = _sub(sub, "baseline", "record a results file's cells as a baseline for the gate", """
+        lossfuzz baseline out/results.json -o lossfuzz-baseline.json
+        """)  # fmt: skip
+    s.add_argument("results", help="a results file")
+    _output(s, "lossfuzz-baseline.json", "the baseline")
     s.set_defaults(func=cmd_baseline)
 
-    s = sub.add_parser("gate", help="compare results with a baseline: exit 1 on regressions")
-    s.add_argument("results")
-    s.add_argument("--baseline", required=True)
-    s.add_argument("--config", help="policy file (default lossfuzz.toml or [tool.lossfuzz])")
-    s.add_argument("--junit", help="also write JUnit XML here")
-    s.add_argument("--format", choices=("text", "markdown"), default="text")
-    s.set_defaults(func=cmd_gate)
+    s = _sub(sub, "gate", "compare results with a baseline; exit 1 on a regression", """
+        lossfuzz gate out/results.json --baseline lossfuzz-baseline.json
+        lossfuzz gate out/results.json --baseline b.json --junitxml out/junit.xml --format markdown
+        """)  # fmt: skip
+    s.add_argument("results", help="the new results file")
+    s.add_argument(
+        "--baseline", required=True, metavar="PATH", help="the baseline to judge against"
+    )
+    s.add_argument(
+        "--config",
+        metavar="TOML",
+        help="policy file (default: ./lossfuzz.toml or [tool.lossfuzz] of pyproject)",
+    )
+    s.add_argument(
+        "--junitxml",
+        "--junit",
+        dest="junit",
+        metavar="PATH",
+        help="also write JUnit XML, a test case per cell",
+    )
+    s.add_argument(
+        "--format",
+        choices=("text", "markdown"),
+        default="text",
+        help="text, or Markdown for a CI job summary",
+    )
+    s.set_defaults(func=cmd_gate)  # fmt: skip
 
-    s = sub.add_parser("report", help="render a results file as HTML or Markdown")
-    s.add_argument("results")
-    s.add_argument("-o", "--output", help="default out/report.html (Markdown: stdout)")
-    s.add_argument("--format", choices=("html", "markdown"), default="html")
-    s.add_argument("--no-plots", action="store_true", help="skip the per-cell plots")
+    s = _sub(sub, "report", "render a results file as HTML or Markdown", """
+        lossfuzz report out/results.json -o out/report.html
+        lossfuzz report out/results.json --format markdown >> "$GITHUB_STEP_SUMMARY"
+        """)  # fmt: skip
+    s.add_argument("results", help="a results file")
+    s.add_argument(
+        "-o",
+        "--output",
+        "--out",
+        dest="output",
+        metavar="PATH",
+        help="where to write (default: out/report.html; Markdown: standard output)",
+    )
+    s.add_argument("--format", choices=("html", "markdown"), default="html", help="output format")
+    s.add_argument("--no-plots", action="store_true", help="leave the per-cell plots out")
     s.set_defaults(func=cmd_report)
 
-    def isolation_options(s) -> None:
-        s.add_argument("--no-isolation", action="store_true", help="call impls in this process")
-        s.add_argument(
-            "--timeout", type=_positive_float, default=60.0, help="seconds per impl call"
-        )
-        s.add_argument(
-            "--memory-limit", type=_gibibytes, default=16.0, dest="memory_limit",
-            help="GiB of address space per worker process",
-        )  # fmt: skip
-
     user_help = "re-run findings of this user impl (user code named in a file is never imported)"
-    s = sub.add_parser("repro", help="re-run the findings of a results file")
-    s.add_argument("results")
-    s.add_argument("--finding", type=_nonnegative_int, help="only finding N (0-based)")
+    s = _sub(sub, "repro", "re-run the findings of a results file", """
+        lossfuzz repro out/results.json
+        lossfuzz repro out/results.json --finding 3 --impl mylosses:bce
+        """)  # fmt: skip
+    s.add_argument("results", help="a results file")
+    s.add_argument("--finding", type=_nonnegative_int, metavar="N", help="only finding N (0-based)")
     s.add_argument("--impl", action="append", metavar="MODULE:FUNCTION", help=user_help)
-    isolation_options(s)
+    _isolation(s)
     s.set_defaults(func=cmd_repro)
 
-    s = sub.add_parser("triage", help="one Markdown bug report per distinct cause of findings")
-    s.add_argument("results")
-    s.add_argument("-o", "--output", default="out/triage", help="directory for the reports")
+    s = _sub(sub, "triage", "write one Markdown bug report per distinct cause of findings", """
+        lossfuzz triage out/results.json -o out/triage
+        """)  # fmt: skip
+    s.add_argument("results", help="a results file")
+    s.add_argument(
+        "-o",
+        "--output",
+        "--out",
+        dest="output",
+        default="out/triage",
+        metavar="DIR",
+        help="the directory for the reports",
+    )
     s.add_argument("--no-repro", action="store_true", help="do not re-run the findings")
     s.add_argument("--impl", action="append", metavar="MODULE:FUNCTION", help=user_help)
-    isolation_options(s)
+    _isolation(s)
     s.set_defaults(func=cmd_triage)
     return p
 

@@ -13,6 +13,7 @@ import time
 
 from lossfuzz.harness.errors import UsageError
 from lossfuzz.harness.jsonio import OutputLock
+from lossfuzz.harness.ulp import format_ulp
 from lossfuzz.reports.escape import terminal
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -152,9 +153,44 @@ class StopOnSignal:
         return False
 
 
+def _describe(args, policy) -> dict:
+    """{MODULE:FUNCTION: Description} for the user impls of the run: the policy's
+    ``[user_impls."MODULE:FUNCTION"]`` tables, the command line's options over them."""
+    from lossfuzz.harness.userimpl import Description, parse_args
+
+    out = {}
+    for spec in args.impl or ():
+        if ":" not in spec or "*" in spec:
+            continue
+        table = policy.user_impls.get(spec, {})
+        given = parse_args(args.args) if args.args else tuple(table.get("args", {}).items())
+        framework = args.framework or table.get("framework")
+        out[spec] = Description(
+            spec,
+            (args.loss or [""])[0],
+            framework,
+            given,
+            args.reduction or table.get("reduction"),
+            framework_given=framework is not None,
+        )
+    return out
+
+
+def _scope(args, policy):
+    from lossfuzz.harness.strategies import Scope
+
+    allow = args.allow_infinity if args.allow_infinity is not None else policy.allow_infinity
+    return Scope(
+        allow_infinity=True if allow is None else allow,
+        labels=args.label_kind or policy.labels or "any",
+        min_classes=args.min_classes or policy.min_classes or 1,
+    )
+
+
 def cmd_run(args) -> int:
     from lossfuzz.harness import campaign
     from lossfuzz.harness.policy import load_policy
+    from lossfuzz.harness.scoring import Engine, Stop
 
     policy = load_policy(args.config)
     args.loss = args.loss or policy.losses
@@ -167,41 +203,8 @@ def cmd_run(args) -> int:
     if args.seed is None:
         args.seed = policy.seed if policy.seed is not None else 0
     batches = tuple(args.batch or policy.batches or campaign.DEFAULT_BATCHES)
-    selection = campaign.select(
-        args.loss or (), args.impl or (), args.dtype or (), tuple(args.quantity), batches
-    )
-    for reason in dict.fromkeys(s.reason for s in selection.skipped):
-        print(f"skipped: {reason}", file=sys.stderr)
-    if not selection.cells:
-        raise UsageError("no cells to run: the selection matches no installed impl")
     k, n = _shard(args.shard)
-    _check_writable(args.out, [args.config or "lossfuzz.toml", "pyproject.toml"])
-    selection.cells = selection.cells[k - 1 :: n]  # every N-th cell: merge interleaves them back
-    shard = (k, n) if n > 1 else None
-    with OutputLock(args.out):
-        return _run_locked(args, selection, shard, n)
-
-
-def _run_locked(args, selection, shard, n) -> int:
-    from lossfuzz.harness import campaign, journal
-    from lossfuzz.harness.jsonio import write_json_atomic
-    from lossfuzz.harness.scoring import Engine, Stop
-    from lossfuzz.reports.terminal import summary_table
-
-    plan = journal.plan_key(selection, args.seed, args.budget, campaign.DEFAULT_TOLERANCE)
-    jpath = journal.path_for(args.out)
-    done = journal.read(jpath, plan) if args.resume else {}
-    if done:
-        print(f"resuming: {len(done)} of {len(selection.cells)} cells are done", file=sys.stderr)
-    writer = journal.Writer(jpath, plan, append=bool(done))
-    last = {"t": -math.inf}  # the first finished cell is written at once
-
-    def on_cell(key, record, findings, partial):
-        writer.cell(key, record, findings)
-        if time.monotonic() - last["t"] >= journal.PARTIAL_EVERY:
-            write_json_atomic(args.out, partial().replace(shard=shard).to_json())
-            last["t"] = time.monotonic()
-
+    scope = _scope(args, policy)
     stop = Stop()
     isolation = None
     if args.no_isolation:
@@ -212,6 +215,60 @@ def _run_locked(args, selection, shard, n) -> int:
         isolation = Isolation(args.timeout, int(args.memory_limit * 2**30), lambda: bool(stop))
         engine = Engine.isolated(isolation, stop)
     try:
+        selection = campaign.select(
+            args.loss or (),
+            args.impl or (),
+            args.dtype or (),
+            tuple(args.quantity),
+            batches,
+            scope=scope,
+            described=_describe(args, policy),
+            caller=engine.caller,  # a user's loss is called once before it is fuzzed
+        )
+        for reason in dict.fromkeys(s.reason for s in selection.skipped):
+            print(f"skipped: {reason}", file=sys.stderr)
+        if not selection.cells:
+            raise UsageError("no cells to run: the selection matches no installed impl")
+        _check_writable(args.out, [args.config or "lossfuzz.toml", "pyproject.toml"])
+        selection.cells = selection.cells[k - 1 :: n]  # every N-th cell: merge interleaves them
+        shard = (k, n) if n > 1 else None
+        with OutputLock(args.out):
+            return _run_locked(args, selection, shard, n, engine, stop)
+    finally:
+        if isolation is not None:
+            isolation.stop()
+
+
+def _run_locked(args, selection, shard, n, engine, stop) -> int:
+    from lossfuzz.harness import campaign, journal
+    from lossfuzz.harness.jsonio import write_json_atomic
+    from lossfuzz.harness.progress import Progress
+    from lossfuzz.reports.terminal import summary_table
+
+    plan = journal.plan_key(selection, args.seed, args.budget, campaign.DEFAULT_TOLERANCE)
+    jpath = journal.path_for(args.out)
+    done = journal.read(jpath, plan) if args.resume else {}
+    if done:
+        print(f"resuming: {len(done)} of {len(selection.cells)} cells are done", file=sys.stderr)
+    writer = journal.Writer(jpath, plan, append=bool(done))
+    last = {"t": -math.inf}  # the first finished cell is written at once
+    progress = Progress(len(selection.cells), quiet=args.quiet, verbose=args.verbose)
+    progress.done = len(done)
+
+    def on_cell(key, record, findings, partial):
+        writer.cell(key, record, findings)
+        if time.monotonic() - last["t"] >= journal.PARTIAL_EVERY:
+            write_json_atomic(args.out, partial().replace(shard=shard).to_json())
+            last["t"] = time.monotonic()
+        acc = record.accuracy
+        progress.finished(
+            key.name,
+            len(findings),
+            f"{record.cases} cases, max {format_ulp(acc.max_ulp)} ULP at finite inputs, "
+            f"{len(findings)} findings ({record.seconds:.1f} s)",
+        )
+
+    try:
         with StopOnSignal(stop) as signals:
             data = campaign.run(
                 selection,
@@ -219,26 +276,23 @@ def _run_locked(args, selection, shard, n) -> int:
                 budget=args.budget,
                 seconds=args.seconds,
                 seed=args.seed,
-                progress=campaign.progress_bar(),
+                progress=lambda i, total, name: progress.started(name),
                 done=done,
                 on_cell=on_cell,
             )
     finally:
-        if isolation is not None:
-            isolation.stop()
+        progress.close()
     data = data.replace(shard=shard)
     if signals.signum is not None:
         write_json_atomic(args.out, data.to_json())
         writer.close()
         print(
-            f"\nlossfuzz: stopped by {signals.signame}; {args.out} holds the {len(data.cells)} "
+            f"lossfuzz: stopped by {signals.signame}; {args.out} holds the {len(data.cells)} "
             "finished cells (incomplete); `lossfuzz run --resume` with the same arguments "
             "goes on",
             file=sys.stderr,
         )
         return 128 + signals.signum
-    if sys.stderr.isatty():
-        sys.stderr.write("\r\033[K")
     write_json_atomic(args.out, data.to_json())
     writer.close(remove=True)
     if not (args.loss or args.impl or args.dtype or args.no_contracts) and n == 1:
@@ -254,7 +308,65 @@ def _run_locked(args, selection, shard, n) -> int:
         f"\n{len(data.cells)} cells, {sum(c.cases for c in data.cells)} cases, "
         f"{len(data.findings)} findings ({documented} documented) in "
         f"{data.elapsed_seconds:.0f} s; wrote {args.out}"
+        + ("" if data.complete else " (INCOMPLETE: the time ran out)")
     )
+    dead = [c.key.name for c in data.cells if c.cases and c.counts.get("error") == c.cases]
+    if dead and all(c.impl.startswith("user:") for c in data.cells if c.key.name in dead):
+        raise UsageError(
+            f"every case of {dead[0]} raised (first: "
+            f"{next((f.error for f in data.findings if f.key.name == dead[0]), '?')}); "
+            "check how the function is called (--args, --framework, --reduction)"
+        )
+    return EXIT_OK
+
+
+def cmd_impls(args) -> int:
+    from lossfuzz import oracles
+    from lossfuzz.harness.registry import load_all, skipped_reason
+
+    if args.loss:
+        oracles.get_loss(args.loss)
+    rows = []
+    for impl in load_all().values():
+        spec = oracles.get_loss(impl.loss)
+        if args.loss and args.loss not in (spec.id, spec.variant_of):
+            continue
+        framework = impl.framework or impl.backend
+        if args.framework and args.framework not in (framework, impl.backend):
+            continue
+        rows.append(
+            {
+                "id": impl.id,
+                "loss": impl.loss,
+                "framework": framework,
+                "mode": impl.mode or "eager",
+                "dtypes": list(impl.dtypes),
+                "gradients": list(impl.gradients),
+                "available": skipped_reason(impl) is None,
+                "skipped": skipped_reason(impl),
+                "deviations": [
+                    {"what": d.what, "source": d.source, "documented": d.documented}
+                    for d in impl.deviations
+                ],
+            }
+        )
+    if not rows:
+        raise UsageError("no impl matches; `lossfuzz impls` lists them all")
+    if args.format == "json":
+        print(json.dumps(rows, indent=1))
+        return EXIT_OK
+    width = max(len(r["id"]) for r in rows)
+    print(f"{'impl':<{width}}  {'loss':<44} {'from':<6} {'mode':<13} dtypes")
+    for r in rows:
+        state = "" if r["available"] else f"  skipped: {r['skipped']}"
+        n = len(r["deviations"])
+        devs = f"  [{n} deviation{'s' if n > 1 else ''}]" if n else ""
+        print(
+            f"{r['id']:<{width}}  {r['loss']:<44} {r['framework']:<6} {r['mode']:<13} "
+            f"{','.join(d.replace('float', 'f') for d in r['dtypes'])}{devs}{state}"
+        )
+    skipped = sum(not r["available"] for r in rows)
+    print(f"{len(rows)} impls, {len(rows) - skipped} available here", file=sys.stderr)
     return EXIT_OK
 
 
@@ -366,15 +478,15 @@ def cmd_merge(args) -> int:
     from lossfuzz.harness.jsonio import write_json_atomic
     from lossfuzz.harness.results import Results
 
-    _check_writable(args.output, args.results)
+    _check_writable(args.out, args.results)
     files = [(path, Results.load(path)) for path in args.results]
     merged, warnings = merge.merge(files)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
-    write_json_atomic(args.output, merged.to_json())
+    write_json_atomic(args.out, merged.to_json())
     print(
         f"merged {len(files)} shards: {len(merged.cells)} cells, "
-        f"{len(merged.findings)} findings; wrote {args.output}"
+        f"{len(merged.findings)} findings; wrote {args.out}"
     )
     return EXIT_OK
 
@@ -384,10 +496,10 @@ def cmd_baseline(args) -> int:
     from lossfuzz.harness.jsonio import write_json_atomic
     from lossfuzz.harness.results import Results
 
-    _check_writable(args.output, [args.results])
+    _check_writable(args.out, [args.results])
     data = Results.load(args.results)
-    write_json_atomic(args.output, gate.baseline(data).to_json())
-    print(f"{args.output}: {len(data.cells)} cells")
+    write_json_atomic(args.out, gate.baseline(data).to_json())
+    print(f"{args.out}: {len(data.cells)} cells")
     return EXIT_OK
 
 
@@ -448,7 +560,7 @@ def cmd_repro(args) -> int:
     changed, skipped = 0, []
     try:
         for i, f in chosen:
-            out = rerun(engine, f, frozenset(args.impl or ()))
+            out = rerun(engine, f, frozenset(args.impl or ()), data.user_impls)
             if out.status == "not re-run":
                 skipped.append(f.impl)
                 print(f"[{i}] not re-run ({out.why}): {terminal(f.message)}")
@@ -485,7 +597,7 @@ def cmd_triage(args) -> int:
     else:
         engine, isolation = _engine(args)
         try:
-            checked = triage.recheck(engine, bugs, frozenset(args.impl or ()))
+            checked = triage.recheck(engine, bugs, frozenset(args.impl or ()), data.user_impls)
         finally:
             if isolation is not None:
                 isolation.stop()

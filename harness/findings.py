@@ -49,6 +49,8 @@ def describe(impl_id: str, inputs: dict, dtype: str, quantity: Quantity = VALUE,
             shown = repr(value)
         parts.append(f"{name}={shown}")
     call = f"{impl_id}({', '.join(parts)})"
+    if quantity.kind == "reduction" and quantity.batch is None:
+        return f"{quantity.reduction} of the batch {call} [{dtype}]"
     if quantity.kind == "reduction":
         return f"{quantity.reduction} of {quantity.batch} rows repeating {call} [{dtype}]"
     if quantity.is_value:

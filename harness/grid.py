@@ -124,13 +124,39 @@ def _grid(loss: str, dtype: str) -> tuple:
     return tuple(batches)
 
 
-def edge_grid(loss: str, dtype: str, min_classes: int = 1) -> list[dict]:
+def edge_grid(loss: str, dtype: str, min_classes: int = 1, scope=None) -> list[dict]:
     """Batches of inputs for ``loss`` in ``dtype``; the same on every call. Rows of fewer
-    than ``min_classes`` classes are left out (an impl that takes no fewer)."""
+    than ``min_classes`` classes (or the scope's) are left out, and so are the cases a
+    ``strategies.Scope`` rules out (special values, hard or soft labels)."""
     spec = get_loss(loss)
+    if scope is not None:
+        min_classes = max(min_classes, scope.min_classes)
     out = []
     for b in _grid(loss, dtype):
         if spec.shape != "elementwise" and b[spec.primary].shape[-1] < min_classes:
             continue
-        out.append(dict(b))
+        b = dict(b)
+        if scope is not None and (not scope.allow_infinity or scope.labels != "any"):
+            keep = _in_scope(spec, b, scope)
+            if not keep.any():
+                continue
+            b = {k: v[keep] if isinstance(v, np.ndarray) and v.ndim else v for k, v in b.items()}
+        out.append(b)
     return out
+
+
+def _in_scope(spec, batch: dict, scope) -> np.ndarray:
+    """Which cases (elements, or rows) of a batch the scope covers."""
+    keep = None
+    for name, v in batch.items():
+        if not isinstance(v, np.ndarray) or v.dtype.kind in "iub":
+            continue
+        a = v.astype(np.float64)
+        finite = np.isfinite(a) if a.ndim == 1 else np.isfinite(a).all(axis=-1)
+        ok = finite if not scope.allow_infinity else np.ones(finite.shape, dtype=bool)
+        if name == "labels" and scope.labels != "any":
+            hard = (a == 0) | (a == 1)
+            hard = hard if a.ndim == 1 else hard.all(axis=-1)
+            ok &= hard if scope.labels == "hard" else ~hard
+        keep = ok if keep is None else keep & ok
+    return keep

@@ -73,11 +73,12 @@ class InProcess:
 IN_PROCESS = InProcess()
 
 
-def _resolve(impl_id: str, loss: str):
-    from lossfuzz.harness.registry import get_impl, user_impl
+def _resolve(impl_id: str, loss: str, description):
+    from lossfuzz.harness import userimpl
+    from lossfuzz.harness.registry import get_impl
 
-    if impl_id.startswith("user:"):
-        return user_impl(impl_id.partition(":")[2], loss)
+    if description is not None:  # a user's loss, as the parent described and checked it
+        return userimpl.register(description)
     return get_impl(impl_id)
 
 
@@ -100,9 +101,9 @@ def _serve(conn, memory_limit: int | None) -> None:
             request = conn.recv()
         except (EOFError, OSError):
             return
-        impl_id, loss, inputs, quantity, expect = request
+        impl_id, loss, description, inputs, quantity, expect = request
         try:
-            answer = np.asarray(_resolve(impl_id, loss).answer(inputs, quantity))
+            answer = np.asarray(_resolve(impl_id, loss, description).answer(inputs, quantity))
             if expect is not None and answer.size > expect:
                 # refused here: sending a runaway answer could take minutes
                 raise ValueError(f"returned {answer.size} values, expected {expect}")
@@ -204,7 +205,7 @@ class Worker:
             self.stop()
             self._start()
         try:
-            self._conn.send((impl.id, impl.loss, inputs, quantity, expect))
+            self._conn.send((impl.id, impl.loss, impl.description, inputs, quantity, expect))
         except (BrokenPipeError, OSError):
             raise self._died() from None
         if not self._wait():

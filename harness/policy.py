@@ -59,6 +59,11 @@ class Policy:
     # among the inputs) a cell may have; 0 holds it to every limit of the design
     special_limits: dict = field(default_factory=dict)
     known_failures: list = field(default_factory=list)
+    # how the team's own losses are called: {"MODULE:FUNCTION": {framework, args, reduction}}
+    user_impls: dict = field(default_factory=dict)
+    allow_infinity: bool | None = None  # the inputs in scope (the CLI's --finite-only ...)
+    labels: str | None = None
+    min_classes: int | None = None
     source: str | None = None
 
     def limit(self, key: CellKey) -> float | None:
@@ -107,6 +112,10 @@ KEYS = {
     "limits",
     "special_limits",
     "known_failures",
+    "user_impls",
+    "allow_infinity",
+    "labels",
+    "min_classes",
 }
 
 
@@ -218,7 +227,34 @@ def _policy(table: dict, source: str) -> Policy:
         isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= 10**8 for b in batches
     ):
         raise UsageError(f"{source}: batches must be a list of integers from 1 to 10**8")
+    users = table.get("user_impls", {})
+    if not isinstance(users, dict) or not all(isinstance(v, dict) for v in users.values()):
+        raise UsageError(f"{source}: user_impls must be a table of tables, one per MODULE:FUNCTION")
+    for spec, entry in users.items():
+        bad = set(entry) - {"framework", "args", "reduction"}
+        if bad:
+            raise UsageError(f"{source}: user_impls.{spec} has an unknown key {sorted(bad)[0]!r}")
+        if entry.get("framework") not in (None, "numpy", "torch", "jax", "tf"):
+            raise UsageError(
+                f"{source}: user_impls.{spec}.framework must be numpy, torch, jax or tf"
+            )
+        if entry.get("reduction") not in (None, "none", "mean", "sum"):
+            raise UsageError(f"{source}: user_impls.{spec}.reduction must be none, mean or sum")
+        args = entry.get("args", {})
+        if not isinstance(args, dict) or not all(isinstance(v, str) for v in args.values()):
+            raise UsageError(f"{source}: user_impls.{spec}.args must map inputs to parameter names")
+    allow = table.get("allow_infinity")
+    if allow is not None and not isinstance(allow, bool):
+        raise UsageError(f"{source}: allow_infinity must be true or false")
+    labels = table.get("labels")
+    if labels not in (None, "any", "hard", "soft"):
+        raise UsageError(f"{source}: labels must be any, hard or soft")
+    min_classes = _count(table, "min_classes", source)
     return Policy(
+        user_impls=users,
+        allow_infinity=allow,
+        labels=labels,
+        min_classes=min_classes or None,
         losses=_strings(table, "losses", source),
         impls=_strings(table, "impls", source),
         dtypes=_strings(table, "dtypes", source),

@@ -25,7 +25,11 @@ MAX_BATCH = 10**8
 @dataclass(frozen=True)
 class Quantity:
     """What a cell measures: the values, the gradient with respect to one input, or the
-    reduction (mean or sum) of a batch of losses."""
+    reduction (mean or sum) of a batch of losses.
+
+    A reduction's ``batch`` is the number of rows its inputs are repeated to; None is
+    the batch as drawn (a user's loss that returns its batch's mean). A gradient may
+    carry a reduction too (``batch`` None): the gradient of that mean or sum."""
 
     kind: str = "value"
     wrt: str | None = None
@@ -33,23 +37,26 @@ class Quantity:
     batch: int | None = None
 
     def __post_init__(self):
+        batch_ok = self.batch is None or (
+            isinstance(self.batch, int) and not isinstance(self.batch, bool)
+            and 1 <= self.batch <= MAX_BATCH
+        )  # fmt: skip
         ok = {
             "value": self.wrt is None and self.reduction is None and self.batch is None,
-            "grad": self.wrt in WRT and self.reduction is None and self.batch is None,
-            "reduction": self.wrt is None
-            and self.reduction in REDUCTIONS
-            and isinstance(self.batch, int)
-            and 1 <= self.batch <= MAX_BATCH,
+            "grad": self.wrt in WRT
+            and self.reduction in (None, *REDUCTIONS)
+            and self.batch is None,
+            "reduction": self.wrt is None and self.reduction in REDUCTIONS and batch_ok,
         }
         if not ok.get(self.kind, False):
             raise ValueError(f"not a quantity: {self!r}")
 
     @classmethod
-    def grad(cls, wrt: str) -> Quantity:
-        return cls("grad", wrt=wrt)
+    def grad(cls, wrt: str, reduction: str | None = None) -> Quantity:
+        return cls("grad", wrt=wrt, reduction=reduction)
 
     @classmethod
-    def reduce(cls, reduction: str, batch: int) -> Quantity:
+    def reduce(cls, reduction: str, batch: int | None) -> Quantity:
         return cls("reduction", reduction=reduction, batch=batch)
 
     @property
@@ -58,11 +65,12 @@ class Quantity:
 
     @property
     def label(self) -> str:
-        """ "value", "d/dlogits", "mean of 1000"."""
+        """ "value", "d/dlogits", "mean of 1000"; "mean" (of the batch as drawn),
+        "d/dlogits of mean"."""
         if self.kind == "grad":
-            return f"d/d{self.wrt}"
+            return f"d/d{self.wrt}" + (f" of {self.reduction}" if self.reduction else "")
         if self.kind == "reduction":
-            return f"{self.reduction} of {self.batch}"
+            return self.reduction if self.batch is None else f"{self.reduction} of {self.batch}"
         return "value"
 
     @property
@@ -73,14 +81,14 @@ class Quantity:
     def seed_suffix(self) -> str:
         """What a cell's search seed adds for this quantity (kept as it always was)."""
         if self.kind == "grad":
-            return f":d/d{self.wrt}"
+            return f":d/d{self.wrt}" + (f"/{self.reduction}" if self.reduction else "")
         if self.kind == "reduction":
-            return f":{self.reduction}/{self.batch}"
+            return f":{self.reduction}/{self.batch or 'batch'}"
         return ""
 
     def to_json(self) -> dict:
         out = {"quantity": self.kind, "wrt": self.wrt}
-        if self.kind == "reduction":
+        if self.reduction is not None:
             out |= {"reduction": self.reduction, "batch": self.batch}
         return out
 
@@ -103,7 +111,9 @@ class Quantity:
 
 
 VALUE = Quantity()
-_NAME = re.compile(r"^(\S+)(?: (?:d/d(\w+)|(mean|sum) of (\d+)))? \[(\w+)\]$")
+_NAME = re.compile(
+    r"^(\S+)(?: (?:d/d(\w+)(?: of (mean|sum))?|(mean|sum)(?: of (\d+))?))? \[(\w+)\]$"
+)
 
 
 @dataclass(frozen=True)
@@ -125,13 +135,16 @@ class CellKey:
     @classmethod
     def parse(cls, name: str) -> CellKey:
         m = _NAME.match(name)
-        if not m or m.group(5) not in DTYPES:
+        if not m or m.group(6) not in DTYPES:
             raise ValueError(f"not a cell name: {name!r}")
-        impl, wrt, reduction, batch, dtype = m.groups()
-        if wrt:
-            return cls(impl, dtype, Quantity.grad(wrt))
-        if reduction:
-            return cls(impl, dtype, Quantity.reduce(reduction, int(batch)))
+        impl, wrt, of, reduction, batch, dtype = m.groups()
+        try:
+            if wrt:
+                return cls(impl, dtype, Quantity.grad(wrt, of))
+            if reduction:
+                return cls(impl, dtype, Quantity.reduce(reduction, int(batch) if batch else None))
+        except ValueError:
+            raise ValueError(f"not a cell name: {name!r}") from None
         return cls(impl, dtype)
 
     def __str__(self) -> str:

@@ -27,7 +27,7 @@ import inspect
 import sys
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import metadata
 
@@ -43,7 +43,7 @@ from lossfuzz.harness.backends import (
 )
 from lossfuzz.harness.backends.modes import MODES, Mode, pad_rows
 from lossfuzz.harness.deviations import Deviation
-from lossfuzz.harness.errors import UsageError, first_line
+from lossfuzz.harness.errors import first_line
 from lossfuzz.harness.results import VALUE, Quantity
 from lossfuzz.oracles import DTYPES, UnknownName, get_loss
 
@@ -70,6 +70,8 @@ class Impl:
     min_classes: int = 1  # the fewest classes a row may have (scikit-learn's log_loss: 2)
     # what the library's documentation says the call computes, and where
     doc: tuple[str, str] | None = None
+    # a user's loss: how it is called (userimpl.Description), rebuilt by worker processes
+    description: object = field(default=None, compare=False)
 
     @property
     def backend(self) -> str:
@@ -129,9 +131,19 @@ class Impl:
             known = [w for w in known if w in self.grad_wrt]
         return tuple(known)
 
+    @property
+    def reduces(self) -> str | None:
+        """ "mean" or "sum" for a user's loss that returns its batch's reduction."""
+        d = self.description
+        return d.reduction if d is not None and d.reduction in ("mean", "sum") else None
+
     def quantities(self, batches: tuple[int, ...]) -> list[Quantity]:
         """Everything this impl can be measured on: its values, each reduction it has over
-        each batch size, and each gradient."""
+        each batch size, and each gradient; for a loss that reduces its batch itself, that
+        reduction of the batch as drawn and its gradients."""
+        if self.reduces:
+            r = self.reduces
+            return [Quantity.reduce(r, None)] + [Quantity.grad(w, r) for w in self.gradients]
         return (
             [VALUE]
             + [Quantity.reduce(r, b) for r in ("mean", "sum") if r in self.reduced for b in batches]
@@ -149,10 +161,11 @@ class Impl:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if quantity.kind == "reduction":
-                return self._run(self.reduced[quantity.reduction], inputs, quantity.batch)
+                call = self.call if self.reduces else self.reduced[quantity.reduction]
+                return self._run(call, inputs, quantity.batch)
             if quantity.kind == "grad":
                 return self._gradient(inputs, quantity.wrt)
-            if self.function is not None:
+            if self.call is None:
                 return np.asarray(self.function(**self.arguments(inputs)))
             return self._run(self.call, inputs)
 
@@ -197,7 +210,7 @@ class Impl:
     def arguments(self, inputs: dict) -> dict:
         """The inputs the impl uses: those its function's signature names (all, with
         **kwargs), or those its call expression mentions."""
-        if self.function is not None:
+        if self.call is None:
             names = _parameters(self.function)
         else:
             names = frozenset(_compiled(self.call).co_names)
@@ -241,8 +254,7 @@ def _grad_namespace(impl: Impl, wrt: str) -> dict:
     function defined (once per process: compiled code is cached per input signature)."""
     ad = impl.autodiff
     ns = dict(ad.namespace())
-    if impl.imports:
-        exec(impl.imports, ns)
+    _add_imports(impl, ns)
     setup = ad.setup(impl.call, wrt, impl.signature if impl.compiled else "")
     if impl.compiled:
         setup = impl.compiled.quiet + "\n" + setup
@@ -250,6 +262,16 @@ def _grad_namespace(impl: Impl, wrt: str) -> dict:
         with quiet_stderr():
             exec(setup, ns)
     return ns
+
+
+def _add_imports(impl: Impl, ns: dict) -> None:
+    """The impl's import lines, run in ``ns``; a user's function is put there by its own
+    name as well (it may live where no import reaches, in a test module or a closure)."""
+    if impl.call is not None and impl.function is not None:
+        ns[impl.call.partition("(")[0].partition(".")[0]] = impl.function
+        return
+    if impl.imports:
+        exec(impl.imports, ns)
 
 
 def tile_code(backend: Backend, inputs: dict, batch: int) -> str:
@@ -269,8 +291,7 @@ def _namespace(impl: Impl, call: str) -> dict:
     """The backend's namespace with the impl's imports, and for a compiled twin its
     function for ``call`` defined (once per process)."""
     ns = dict(impl.runner.namespace())
-    if impl.imports:
-        exec(impl.imports, ns)
+    _add_imports(impl, ns)
     if impl.compiled:
         define, _ = impl.compiled.value_code(call, impl.signature)
         with quiet_stderr():
@@ -366,23 +387,20 @@ def implementation(
     return register
 
 
-def user_impl(spec: str, loss: str) -> Impl:
-    """Register ``module:function`` (a user's loss on NumPy arrays) as impl ``user:spec``."""
-    module, sep, attr = spec.partition(":")
-    if not sep or not module or not attr:
-        raise UsageError(f"--impl {spec!r} is neither a known impl id nor module:function")
-    impl_id = f"user:{spec}"
-    if impl_id in IMPLS:
-        return IMPLS[impl_id]
-    load_all()
-    try:
-        fn = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise UsageError(f"cannot load {spec!r}: {type(exc).__name__}: {exc}") from None
-    if not callable(fn):
-        raise UsageError(f"{spec!r} is not callable")
-    implementation(impl_id, loss=loss)(fn)
-    return IMPLS[impl_id]
+def user_impl(spec: str, loss: str, description=None, caller=None) -> Impl:
+    """Register a user's ``module:function`` as impl ``user:spec``: described by
+    ``description`` (a ``userimpl.Description``; its framework, arguments and reduction
+    detected where not given) and, given a ``caller``, checked by one preflight call."""
+    from lossfuzz.harness import userimpl
+
+    desc = description or userimpl.Description(spec, loss)
+    if desc.spec != spec or desc.loss != loss:
+        desc = replace(desc, spec=spec, loss=loss)
+    fn = userimpl.load(spec)
+    impl = userimpl.register(userimpl.resolve(desc, fn), fn)
+    if caller is not None:
+        impl = userimpl.preflight(impl, caller)
+    return impl
 
 
 @cache

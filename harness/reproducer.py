@@ -30,7 +30,7 @@ def _imports(impl: Impl, wrt: str | None) -> list[str]:
         lines.append(impl.compiled.imports)
     if impl.imports:
         lines.append(impl.imports)
-    if impl.function is not None:
+    if impl.call is None and impl.function is not None:
         lines.append(f"from {impl.function.__module__} import {impl.function.__qualname__}")
     return lines
 
@@ -49,6 +49,8 @@ def _inputs(impl: Impl, inputs: dict, wrt: str | None) -> list[str]:
 def _compute(impl: Impl, inputs: dict, q: Quantity) -> tuple[list[str], str]:
     """The lines that compute the answer, and the variable that holds it."""
     wrt = q.wrt
+    if q.kind == "reduction" and impl.reduces:  # the user's loss reduces the batch itself
+        return [f"got = {impl.call}"], "got"
     if q.kind == "reduction":
         reduction, batch = q.reduction, q.batch
         call = impl.reduced[reduction]
@@ -62,7 +64,7 @@ def _compute(impl: Impl, inputs: dict, q: Quantity) -> tuple[list[str], str]:
     if wrt is not None:
         params = impl.signature if impl.compiled else ""
         return [impl.autodiff.code(impl.call, wrt, params).strip("\n")], "grad"
-    if impl.function is not None:
+    if impl.call is None:
         args = ", ".join(f"{n}={n}" for n in impl.arguments(inputs))
         return [f"got = {impl.function.__qualname__}({args})"], "got"
     if impl.compiled is not None:
@@ -79,8 +81,10 @@ def _header(impl: Impl, dtype: str, q: Quantity) -> str:
     wrt = q.wrt
     if wrt is None:
         head = HEADER.format(impl=impl.id, dtype=dtype, loss=impl.loss).rstrip()
-        if q.kind == "reduction":
+        if q.kind == "reduction" and q.batch is not None:
             head += f", reduced to its {q.reduction} over {q.batch} rows"
+        elif q.kind == "reduction":
+            head += f", which returns the {q.reduction} of its batch"
         mode = impl.compiled
         if mode is not None:
             head += f", {'compiled by' if mode.compiles else 'on'} {mode.what}"

@@ -30,12 +30,18 @@ class Outcome:
         return self.status == "reproduces"
 
 
-def rerun(engine: Engine, f: Finding, allowed=frozenset()) -> Outcome:
+def rerun(engine: Engine, f: Finding, allowed=frozenset(), user_impls=None) -> Outcome:
+    """Re-run ``f``; ``user_impls`` is the results file's record of how user impls were
+    called (their framework, arguments and reduction)."""
+    from lossfuzz.harness import userimpl
+
     registry = load_all()
     if f.impl.startswith("user:"):
         if f.impl[5:] not in allowed:
             return Outcome("not re-run", f"user code, re-run only with --impl {f.impl[5:]}")
-        impl = user_impl(f.impl[5:], f.loss)
+        raw = (user_impls or {}).get(f.impl)
+        desc = userimpl.from_json(f.impl[5:], raw) if raw else None
+        impl = user_impl(f.impl[5:], f.loss, desc)
     elif f.impl in registry:
         impl = registry[f.impl]
     else:

@@ -355,9 +355,12 @@ class Results:
     contracts: Contracts | None = None
     shard: tuple[int, int] | None = None  # (K, N): this file holds every N-th cell from the K-th
     merged_from: int | None = None
+    # how each user impl (user:MODULE:FUNCTION) was called: loss, framework, args, reduction
+    user_impls: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self):
         object.__setattr__(self, "versions", MappingProxyType(dict(self.versions)))
+        object.__setattr__(self, "user_impls", MappingProxyType(dict(self.user_impls)))
 
     def findings_of(self, key: CellKey) -> tuple[Finding, ...]:
         """A cell's findings, worst first (as the run listed them)."""
@@ -391,6 +394,8 @@ class Results:
             out["shard"] = {"index": self.shard[0], "count": self.shard[1]}
         if self.merged_from is not None:
             out["merged_from"] = self.merged_from
+        if self.user_impls:
+            out["user_impls"] = {k: dict(v) for k, v in self.user_impls.items()}
         return out
 
     @classmethod
@@ -434,6 +439,7 @@ class Results:
                 contracts=Contracts.from_fields(f.sub("contracts")) if f.has("contracts") else None,
                 shard=shard,
                 merged_from=f.int("merged_from", optional=True, minimum=1),
+                user_impls=_user_impls(f),
             )
         except DataError as exc:
             raise ResultsError(str(exc)) from None
@@ -445,6 +451,23 @@ class Results:
         except DataError as exc:
             raise ResultsError(str(exc)) from None
         return cls.from_json(data, path)
+
+
+def _user_impls(f: Fields) -> dict:
+    out = {}
+    for impl_id, raw in f.dict("user_impls", optional=True).items():
+        u = Fields(raw, f.what, f"user_impls.{impl_id[:60]}")
+        u.str("loss")
+        u.str("framework", optional=True, choices=("numpy", "torch", "jax", "tf"))
+        u.str("reduction", optional=True, choices=("none", "mean", "sum"))
+        u.bool("positional", optional=True)
+        for i, pair in enumerate(u.list("args", optional=True)):
+            if not (
+                isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
+            ):
+                u.fail(f"args[{i}]", "expected [input, parameter]")
+        out[impl_id] = raw
+    return out
 
 
 def load_results(path: str) -> Results:

@@ -151,7 +151,8 @@ def score(
     if quantity.is_value:
         ev = oracles.evaluate(impl.loss, dtype, **inputs)
     else:
-        ev = oracles.evaluate_gradient(impl.loss, quantity.wrt, dtype, **inputs)
+        scale = _mean_scale(impl.loss, inputs) if quantity.reduction == "mean" else None
+        ev = oracles.evaluate_gradient(impl.loss, quantity.wrt, dtype, scale=scale, **inputs)
     cast = dict(ev.inputs)
     try:
         got = checked(caller.answer(impl, cast, quantity, ev.reference.size), ev.reference.shape)
@@ -174,6 +175,19 @@ def score(
     return out
 
 
+def rows_of(loss: str, inputs: dict) -> int:
+    """How many losses a batch holds: its elements, or its rows along the class axis."""
+    spec = oracles.get_loss(loss)
+    primary = np.asarray(inputs[spec.primary])
+    if spec.shape == "elementwise":
+        return int(primary.size)
+    return int(primary.size // max(1, primary.shape[inputs.get("axis", -1)]))
+
+
+def _mean_scale(loss: str, inputs: dict) -> Fraction:
+    return Fraction(1, max(1, rows_of(loss, inputs)))
+
+
 def score_reduced(engine, impl, dtype, inputs, tolerance, quantity, caller=None) -> list:
     """The impl's reduction of a batch made of ``inputs``'s rows repeated, in order, to the
     quantity's batch size, scored against the exact sum or mean of the exact losses: one
@@ -188,8 +202,11 @@ def score_reduced(engine, impl, dtype, inputs, tolerance, quantity, caller=None)
     caller = caller or engine.caller
     spec = oracles.get_loss(impl.loss)
     cast = oracles.cast_inputs(spec, dtype, **inputs)
-    rows = next(v for v in cast.values() if isinstance(v, np.ndarray) and v.ndim).shape[0]
-    counts = reductions.tile_counts(rows, quantity.batch)
+    if quantity.batch is None:  # the batch as drawn: every loss once
+        counts = [1] * rows_of(spec.id, cast)
+    else:
+        rows = next(v for v in cast.values() if isinstance(v, np.ndarray) and v.ndim).shape[0]
+        counts = reductions.tile_counts(rows, quantity.batch)
     exact, ref = reductions.reduce(spec.id, quantity.reduction, dtype, counts=counts, **cast)
     try:
         got = np.asarray(caller.answer(impl, cast, quantity, 1))

@@ -13,6 +13,7 @@ import time
 import zlib
 from contextlib import contextmanager
 
+import numpy as np
 from hypothesis import HealthCheck, Phase, given, seed, settings, target
 
 from lossfuzz import oracles
@@ -22,11 +23,18 @@ from lossfuzz.harness.isolation import Stopped, WorkerStartError
 from lossfuzz.harness.metrics import DEFAULT_TOLERANCE
 from lossfuzz.harness.registry import Impl, get_impl
 from lossfuzz.harness.results import VALUE, Quantity
-from lossfuzz.harness.scoring import Engine, score
-from lossfuzz.harness.strategies import from_loss
+from lossfuzz.harness.scoring import Engine, score, single_case
+from lossfuzz.harness.strategies import EVERYTHING, Scope, from_loss
 
 MOTIF_ROWS = 8  # a reduction cell's batch repeats at most this many fuzzed rows
 TARGET_CAP = 1e30  # target() needs finite scores; inf ULP (NaN, overflow) maps here
+
+
+class Leave(BaseException):
+    """Ends a cell's search at once (a BaseException, so that Hypothesis neither catches
+    it nor shrinks towards it): the deadline passed, the run was stopped, or the impl
+    crashed. Returning instead would let Hypothesis draw the rest of its budget, which
+    under ``--seconds`` is a billion examples."""
 
 
 @contextmanager
@@ -55,10 +63,22 @@ def seed_only():
         providers.CONSTANTS_CACHE.cache.clear()
 
 
+def _grid_batches(cell: CellRun):
+    """The edge grid's batches; for a loss that reduces its own batch, its rows one by one
+    (a mean of one row is that row's loss, so each finding names its row)."""
+    for batch in edge_grid(cell.impl.loss, cell.dtype, cell.impl.min_classes, cell.scope):
+        if cell.quantity.kind == "reduction":
+            n = next(v for v in batch.values() if isinstance(v, np.ndarray)).shape[0]
+            for row in range(n):
+                yield single_case(batch, row)
+        else:
+            yield batch
+
+
 def run_grid(engine: Engine, cell: CellRun) -> None:
-    if cell.quantity.kind == "reduction":
-        return  # reductions are searched from tiled rows alone
-    for batch in edge_grid(cell.impl.loss, cell.dtype, cell.impl.min_classes):
+    if cell.quantity.kind == "reduction" and cell.quantity.batch is not None:
+        return  # reductions of tiled batches are searched from tiled rows alone
+    for batch in _grid_batches(cell):
         if cell.stopped or engine.stop:
             return
         try:
@@ -90,9 +110,11 @@ def fuzz(
         cell.impl.loss,
         dtype=cell.dtype,
         label_smoothing="label_smoothing" in cell.impl.params,
-        min_classes=cell.impl.min_classes,
+        min_classes=max(cell.impl.min_classes, cell.scope.min_classes),
+        allow_infinity=cell.scope.allow_infinity,
+        labels=cell.scope.labels,
         # a reduction's batch repeats a few rows: each row stands for many
-        max_batch=MOTIF_ROWS if reduction else 16,
+        max_batch=MOTIF_ROWS if reduction and cell.quantity.batch is not None else 16,
     )
 
     @seed(cell_seed(campaign_seed, cell))
@@ -109,9 +131,10 @@ def fuzz(
     def explore(inputs):
         late = deadline is not None and time.monotonic() > deadline
         if cell.stopped or cell.fatal or engine.stop or late:
-            return  # the campaign's time is spent, or the impl crashed: let the rest pass by
+            raise Leave  # the time is spent, the run stopped, or the impl crashed
         try:
-            if reduction and not rows_sound(engine, cell.impl, cell.dtype, inputs):
+            tiled = reduction and cell.quantity.batch is not None
+            if tiled and not rows_sound(engine, cell.impl, cell.dtype, inputs):
                 return  # a wrong loss would spoil any reduction: that is the value cell's finding
             observations = score(
                 engine, cell.impl, cell.dtype, inputs, cell.tolerance, cell.quantity
@@ -121,17 +144,20 @@ def fuzz(
         except (oracles.DomainError, oracles.OracleUndecided):
             return  # the strategies stay in the domain; this guards against edge casts
         except Stopped:
-            return
+            raise Leave from None
         except WorkerStartError as exc:  # raised again once Hypothesis is out of the way
             cell.fatal = exc
-            return
+            raise Leave from None
         # quantised to 1/64 octave, so that the fast path's last bits (2**-40 relative)
         # never steer the search elsewhere than the exact path would
         level = round(math.log2(1.0 + min(worst, TARGET_CAP)) * 64) / 64
         target(level, label="log2(1 + ULP error)")
 
     with seed_only():
-        explore()
+        try:
+            explore()
+        except Leave:
+            pass
     if cell.fatal is not None:
         raise cell.fatal
 
@@ -145,11 +171,11 @@ def rows_sound(engine: Engine, impl: Impl, dtype: str, inputs: dict, caller=None
     return all(o.cls in ("exact", "ok") for o in observations)
 
 
-def reduction_tolerance(tolerance: float, batch: int) -> float:
+def reduction_tolerance(tolerance: float, batch: int | None) -> float:
     """A reduction's tolerance: the value's, plus log2(batch) ULP, the error bound of
     pairwise summation in the dtype (what NumPy and PyTorch do; a naive sum errs up to
-    batch ULP)."""
-    return tolerance + math.log2(batch)
+    batch ULP). A batch as drawn has at most 16 rows."""
+    return tolerance + math.log2(batch or 16)
 
 
 def run_cell(
@@ -162,11 +188,12 @@ def run_cell(
     campaign_seed: int,
     tolerance: float = DEFAULT_TOLERANCE,
     deadline: float | None = None,
+    scope: Scope = EVERYTHING,
 ) -> CellRun:
     start = time.monotonic()
     if quantity.kind == "reduction":
         tolerance = reduction_tolerance(tolerance, quantity.batch)
-    cell = CellRun(impl, dtype, quantity, tolerance)
+    cell = CellRun(impl, dtype, quantity, tolerance, scope)
     if impl.eager:
         cell.twin = get_impl(impl.eager)
     run_grid(engine, cell)

@@ -82,6 +82,7 @@ def same_class(
     try:
         if (
             quantity.kind == "reduction"
+            and quantity.batch is not None
             and like.got is not None
             and not rows_sound(engine, impl, dtype, inputs, caller)
         ):

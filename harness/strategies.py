@@ -18,6 +18,7 @@ Values are floats of the dtype, drawn from a mix of regimes:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import strategies as st
@@ -67,12 +68,15 @@ def logits(dtype: str, *, allow_nan: bool = False, allow_infinity: bool = True):
         specials += [math.inf, -math.inf]
     if allow_nan:
         specials.append(math.nan)
-    return st.one_of(
+    drawn = st.one_of(
         near,
         floats_of(dtype, allow_nan=allow_nan, allow_infinity=allow_infinity),
         moderate,
         st.sampled_from(specials),
     )
+    if allow_infinity:
+        return drawn
+    return drawn.filter(math.isfinite)  # a step past the largest float is inf
 
 
 def unit_interval(dtype: str):
@@ -104,7 +108,7 @@ def _rows(dtype: str, k: int, n: int, *, allow_infinity: bool):
     return st.lists(st.one_of(kinds), min_size=n, max_size=n)
 
 
-def _soft_label_rows(dtype: str, k: int, n: int):
+def _soft_label_rows(dtype: str, k: int, n: int, labels: str = "any"):
     fmt = get_format(dtype)
 
     def normalise(ws):
@@ -113,7 +117,10 @@ def _soft_label_rows(dtype: str, k: int, n: int):
 
     one_hot = st.integers(0, k - 1).map(lambda i: [1.0 if j == i else 0.0 for j in range(k)])
     soft = st.lists(st.floats(0.0, 1.0), min_size=k, max_size=k).map(normalise)
-    return st.lists(st.one_of(one_hot, soft), min_size=n, max_size=n)
+    if labels == "soft" and k > 1:
+        soft = soft.filter(lambda row: max(row) < 1.0)
+    row = {"any": st.one_of(one_hot, soft), "hard": one_hot, "soft": soft}[labels]
+    return st.lists(row, min_size=n, max_size=n)
 
 
 def _prob_rows(dtype: str, k: int, n: int):
@@ -127,8 +134,42 @@ def _prob_rows(dtype: str, k: int, n: int):
     return st.lists(st.one_of(raw.map(normalise), raw), min_size=n, max_size=n)
 
 
+LABELS = ("any", "hard", "soft")  # labels 0 and 1 (one-hot rows), strictly between, or both
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The inputs a loss's contract covers: special values or finite ones only, hard or
+    soft labels or both, and the fewest classes a row may have."""
+
+    allow_infinity: bool = True  # False: finite inputs only (no infinity, NaN or mask)
+    labels: str = "any"
+    min_classes: int = 1
+
+    def __post_init__(self):
+        if self.labels not in LABELS:
+            raise ValueError(f"labels must be one of {', '.join(LABELS)}, not {self.labels!r}")
+        if not isinstance(self.min_classes, int) or self.min_classes < 1:
+            raise ValueError(f"min_classes must be an integer >= 1, not {self.min_classes!r}")
+
+
+EVERYTHING = Scope()
+
+
+def _labels(dtype: str, labels: str):
+    hard = st.sampled_from([0.0, 1.0])
+    soft = unit_interval(dtype)
+    if labels == "hard":
+        return hard
+    if labels == "soft":
+        return soft.filter(lambda v: 0.0 < v < 1.0)
+    return st.one_of(hard, soft)
+
+
 @st.composite
-def _batch(draw, loss, dtype, max_batch, max_classes, label_smoothing, allow_infinity, min_classes):
+def _batch(
+    draw, loss, dtype, max_batch, max_classes, label_smoothing, allow_infinity, min_classes, labels
+):
     spec = get_loss(loss)
     fmt = get_format(dtype)
     arr = lambda values: np.asarray(values, dtype=np.float64).astype(fmt.numpy_dtype)  # noqa: E731
@@ -142,10 +183,7 @@ def _batch(draw, loss, dtype, max_batch, max_classes, label_smoothing, allow_inf
         else:
             out["probs"] = arr(draw(st.lists(unit_interval(dtype), min_size=n, max_size=n)))
         if spec.labels:
-            hard = st.sampled_from([0.0, 1.0])
-            out["labels"] = arr(
-                draw(st.lists(st.one_of(hard, unit_interval(dtype)), min_size=n, max_size=n))
-            )
+            out["labels"] = arr(draw(st.lists(_labels(dtype, labels), min_size=n, max_size=n)))
         if "pos_weight" in spec.params:
             weight = st.one_of(st.sampled_from([0.0, 1.0, 2.0]), st.floats(0.0, 1e4))
             out["pos_weight"] = arr(draw(st.lists(weight, min_size=n, max_size=n)))
@@ -158,7 +196,7 @@ def _batch(draw, loss, dtype, max_batch, max_classes, label_smoothing, allow_inf
         else:
             out["probs"] = arr(draw(_prob_rows(dtype, k, n)))
         if spec.labels == "dense":
-            out["labels"] = arr(draw(_soft_label_rows(dtype, k, n)))
+            out["labels"] = arr(draw(_soft_label_rows(dtype, k, n, labels)))
         elif spec.labels == "sparse":
             out["labels"] = np.asarray(
                 draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n)), dtype=np.int64
@@ -177,17 +215,24 @@ def from_loss(
     label_smoothing: bool = False,
     allow_infinity: bool = True,
     min_classes: int = 1,
+    labels: str = "any",
 ):
     """A strategy for one batch of valid inputs to ``loss`` in ``dtype``.
 
     ``label_smoothing`` also draws a smoothing factor, for impls that take one;
-    class-axis rows have ``min_classes`` to ``max_classes`` classes.
+    class-axis rows have ``min_classes`` to ``max_classes`` classes; ``allow_infinity``
+    False draws finite logits only (no infinity, no NaN, no masked entries);
+    ``labels`` "hard" draws labels 0 and 1 (one-hot rows), "soft" strictly between.
     """
     get_loss(loss)
     get_format(dtype)
+    if labels not in LABELS:
+        raise InvalidArgument(f"labels={labels!r} must be one of {', '.join(LABELS)}")
     if max_batch < 1 or max_classes < 1 or not 1 <= min_classes <= max_classes:
         raise InvalidArgument(
             f"max_batch={max_batch}, min_classes={min_classes} and max_classes={max_classes} "
             "must be >= 1, with min_classes <= max_classes"
         )
-    return _batch(loss, dtype, max_batch, max_classes, label_smoothing, allow_infinity, min_classes)
+    return _batch(
+        loss, dtype, max_batch, max_classes, label_smoothing, allow_infinity, min_classes, labels
+    )

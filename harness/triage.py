@@ -118,13 +118,13 @@ def bugs(data: Results) -> list[Bug]:
     return sorted(found.values(), key=lambda b: b.severity)
 
 
-def recheck(engine, bugs: list[Bug], allowed=frozenset()) -> dict:
+def recheck(engine, bugs: list[Bug], allowed=frozenset(), user_impls=None) -> dict:
     """{id(bug): "yes" | "no: now CLASS" | "not re-run: why"}: does its finding reproduce?"""
     from lossfuzz.harness.rerun import rerun
 
     out = {}
     for b in bugs:
-        outcome = rerun(engine, b.representative, allowed)
+        outcome = rerun(engine, b.representative, allowed, user_impls)
         if outcome.status == "not re-run":
             out[id(b)] = f"not re-run: {outcome.why}"
         else:

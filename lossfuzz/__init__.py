@@ -49,13 +49,16 @@ from lossfuzz.oracles import (  # noqa: E402
 )
 
 
-def check(fn, *, loss: str, dtype: str = "float32", max_ulp: float = 4.0, budget=None, seed=0):
+def check(fn, *, loss: str, **options):
     """Fuzz ``fn`` against the oracle as an implementation of ``loss``; raise
     ``LossCheckFailed`` (an AssertionError) with every distinct failure and its
-    reproducer. See ``lossfuzz.harness.check.check``."""
+    reproducer. Options: dtype, max_ulp, budget, seed, allow_infinity, labels
+    ("any", "hard", "soft"), quantity ("value", "grad"), framework ("numpy", "torch",
+    "jax", "tf"), args ({input: parameter}), reduction ("none", "mean", "sum"),
+    min_classes. See ``lossfuzz.harness.check.check``."""
     from lossfuzz.harness.check import check as _check
 
-    return _check(fn, loss=loss, dtype=dtype, max_ulp=max_ulp, budget=budget, seed=seed)
+    return _check(fn, loss=loss, **options)
 
 
 def __getattr__(name: str):

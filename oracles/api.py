@@ -170,11 +170,15 @@ def evaluate(loss: str | Loss, dtype: str, **inputs) -> Evaluation:
 WRT = ("logits", "probs", "labels")
 
 
-def evaluate_gradient(loss: str | Loss, wrt: str, dtype: str, **inputs) -> Evaluation:
+def evaluate_gradient(
+    loss: str | Loss, wrt: str, dtype: str, *, scale: Fraction | None = None, **inputs
+) -> Evaluation:
     """Exact and correctly rounded d loss / d ``wrt``, shaped like the ``wrt`` input.
 
     For a class-axis loss the gradient of each row's value with respect to each
     entry of that row; for label smoothing, the labels' chain rule included.
+    ``scale`` (a positive Fraction) multiplies every derivative exactly, inside the
+    enclosure: the gradient of the batch's mean is that of its sum times 1/N.
     """
     from lossfuzz.oracles.gradients import GRADIENTS
 
@@ -193,13 +197,55 @@ def evaluate_gradient(loss: str | Loss, wrt: str, dtype: str, **inputs) -> Evalu
     extra = {"eps": Fraction(cast.get("label_smoothing", 0.0))} if wrt == "labels" else {}
     if spec.shape == "elementwise":
         results, shape = _elementwise(spec, cast, fn, extra)
-        exact, rounded = _decide_all(results, shape, fmt)
+        exact, rounded = _decide_all(_scaled(results, scale), shape, fmt)
     else:
         results, shape = _rows(spec, cast, fn, True, extra)
-        exact, rounded = _decide_all(results, shape, fmt)
+        exact, rounded = _decide_all(_scaled(results, scale), shape, fmt)
         exact = np.moveaxis(exact, -1, cast["axis"])
         rounded = np.moveaxis(rounded, -1, cast["axis"])
     return Evaluation(spec, fmt, cast, exact, rounded.astype(fmt.numpy_dtype))
+
+
+def _scaled(results: list, scale: Fraction | None) -> list:
+    """Each result times a positive rational, exactly: enclosures scaled outward, exact
+    values kept exact where they stay representable."""
+    if scale is None or scale == 1:
+        return results
+    if scale <= 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    out = []
+    for r in results:
+        if callable(r):
+            out.append(_scale_expression(r, scale))
+        elif isinstance(r, float) and (r == 0 or not math.isfinite(r)):
+            out.append(r)
+        else:
+            q = Fraction(r) * scale
+            f = float(q)
+            out.append(f if Fraction(f) == q else _fraction_expression(q))
+    return out
+
+
+def _scale_expression(expr, scale: Fraction):
+    def scaled(w: int):
+        lo, hi = expr(w)
+        s_lo, s_hi = interval.from_fraction(scale, w + 8)
+        return (_mul(lo, s_lo, s_hi, w, low=True), _mul(hi, s_lo, s_hi, w, low=False))
+
+    return scaled
+
+
+def _mul(x, s_lo, s_hi, w: int, *, low: bool):
+    """x times the positive interval [s_lo, s_hi], rounded outward (an end of a product)."""
+    from mpmath.libmp import mpf_mul, mpf_sign
+
+    negative = mpf_sign(x) < 0
+    factor = (s_hi if negative else s_lo) if low else (s_lo if negative else s_hi)
+    return mpf_mul(x, factor, w, interval.FLOOR if low else interval.CEIL)
+
+
+def _fraction_expression(q: Fraction):
+    return lambda w: interval.from_fraction(q, w)
 
 
 def gradient(loss: str, wrt: str, dtype: str, **inputs) -> np.ndarray:

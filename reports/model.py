@@ -7,6 +7,7 @@ Results (``harness/results.py``) into plain dataclasses that the templates
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ from lossfuzz.harness.results import Quantity, Results
 from lossfuzz.harness.signature import text
 from lossfuzz.harness.ulp import format_ulp as ulp_text
 from lossfuzz.oracles.formats import get_format
+from lossfuzz.reports.diagnose import diagnosis
 
 DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
 FINDING = set(CLASSES[2:])
@@ -70,7 +72,14 @@ class CellView:
     profile_axis: str
     profile: list  # [x, ulp, class, got, exact] with floats (inf/nan as floats)
     special_classes: list = field(default_factory=list)  # the wrong classes at special values
+    tolerance: float = 4.0
+    diagnosis: str = ""  # one sentence: what goes wrong, where (diagnose.py)
     plot_svg: str = ""  # filled by render
+
+    @property
+    def severity(self) -> tuple:
+        """Worst first: the finite-input class, its ULP error, then special values."""
+        return (SEVERITY[self.accuracy_class], self.accuracy_value, SEVERITY[self.special_class])
 
 
 @dataclass
@@ -89,6 +98,12 @@ class Row:
     @property
     def special_class(self) -> str:
         return worst(c.special_class for c in self.cells.values())
+
+    @property
+    def diagnosis(self) -> str:
+        """The worst cell's sentence, with its dtype."""
+        cell = max(self.cells.values(), key=lambda c: c.severity)
+        return f"{cell.dtype}: {cell.diagnosis}"
 
     @property
     def special_text(self) -> str:
@@ -186,7 +201,12 @@ def _finding(number: int, f) -> Finding:
 def build(data: Results, title: str = "lossfuzz report") -> Report:
     by_cell = defaultdict(list)
     for number, f in enumerate(data.findings):
-        by_cell[f.key].append(_finding(number, f))
+        # finite inputs before special values, unexplained first, then worst first
+        ulp = f.ulp if f.ulp is not None and not math.isnan(f.ulp) else math.inf
+        order = (f.special, f.documented is not None, -SEVERITY[f.cls], -ulp, number)
+        by_cell[f.key].append((order, _finding(number, f)))
+    for key in by_cell:
+        by_cell[key] = [view for _, view in sorted(by_cell[key], key=lambda p: p[0])]
     cells, rows = [], {}
     for c in data.cells:
         q = c.quantity
@@ -219,11 +239,13 @@ def build(data: Results, title: str = "lossfuzz report") -> Report:
             ),
             special_class=worst(k for k, _ in special.counts),
             special_classes=[k for k, _ in bad_special],
+            tolerance=c.tolerance,
             findings=findings,
             documented_only=bool(findings) and all(f.documented for f in findings),
             profile_axis=c.profile.axis,
             profile=[list(p) for p in c.profile.points],
         )
+        view.diagnosis = diagnosis(view)
         cells.append(view)
         row = rows.setdefault(
             (c.impl, q), Row(c.loss, c.impl, view.backend, q.kind, q.label, q.order, {})
@@ -274,7 +296,7 @@ def build(data: Results, title: str = "lossfuzz report") -> Report:
         versions=versions,
         dtypes=dtypes,
         backends=sorted({r.backend for r in rows.values()}),
-        rows=sorted(rows.values(), key=lambda r: (r.loss, r.impl, r.order)),
+        rows=sorted(rows.values(), key=lambda r: (_worst(r), r.loss, r.impl, r.order)),
         cells=cells,
         skipped=[{"impl": s.what, "reason": s.reason} for s in data.skipped],
         totals=dict(totals),
@@ -283,6 +305,12 @@ def build(data: Results, title: str = "lossfuzz report") -> Report:
         contracts=data.contracts,
         twins=twins,
     )
+
+
+def _worst(row: Row) -> tuple:
+    """A row's sort key, worst first: its worst cell by finite-input class and error."""
+    worst_cell = max(c.severity for c in row.cells.values())
+    return tuple(-v for v in worst_cell)
 
 
 def is_finding(cls: str) -> bool:

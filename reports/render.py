@@ -1,22 +1,21 @@
 """Render a results file: self-contained HTML (inline CSS, SVG, script) or Markdown.
 
 Everything that came from an impl, an input or an exception is escaped by
-Jinja2's autoescape; the only unescaped pieces are the SVG matplotlib drew, the
+Jinja2's autoescape; the only unescaped pieces are the SVG ``svgplot.py`` drew (its
+text escaped there), the
 report's own script, and a JSON island whose "<" are escaped as \\u003c.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from lossfuzz.harness.results import Results
 from lossfuzz.reports.model import Report, build
-from lossfuzz.reports.plots import cell_plot
+from lossfuzz.reports.svgplot import cell_plot
 
 HERE = Path(__file__).parent
 
@@ -40,12 +39,7 @@ def json_island(obj) -> str:
 
 
 def _plots(cells) -> list[str]:
-    """Every cell's plot; matplotlib is single-threaded, so large reports use processes."""
-    workers = min(4, os.cpu_count() or 1)
-    if workers < 2 or len(cells) < 16:
-        return [cell_plot(c) for c in cells]
-    with ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(cell_plot, cells, chunksize=8))
+    return [cell_plot(c, c.tolerance) for c in cells]
 
 
 def html(data: Results, *, plots: bool = True) -> str:

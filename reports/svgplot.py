@@ -32,7 +32,7 @@ COLOURS = {
     "crash": "#212121",
 }
 WIDTH, LEFT, RIGHT, TOP = 760, 70, 170, 30
-MAIN, GAP, OVERVIEW, BOTTOM = 250, 46, 36, 34
+MAIN, GAP, OVERVIEW, BOTTOM = 250, 60, 36, 34
 HEIGHT = TOP + MAIN + GAP + OVERVIEW + BOTTOM
 PLOT_W = WIDTH - LEFT - RIGHT
 
@@ -52,6 +52,14 @@ def _logodds(p: float) -> float:
     if p >= 1:
         return 1100.0
     return math.log2(p) - math.log2(1 - p)
+
+
+def _logodds_inverse(t: float) -> float:
+    if t < -1000:
+        return 0.0
+    if t > 1000:
+        return 1.0
+    return 1 / (1 + 2.0**-t)
 
 
 def _error_y(ulp: float) -> float:
@@ -94,7 +102,7 @@ def cell_plot(cell, tolerance: float = 4.0) -> str:
     fmt = get_format(cell.dtype)
     probability = cell.profile_axis == "probability"
     if probability:
-        tx, inverse = _logodds, lambda t: 1 / (1 + 2.0**-t)
+        tx, inverse = _logodds, _logodds_inverse
         full = (_logodds(0.0), _logodds(1.0))
     else:
         big = fmt.max_finite
@@ -224,22 +232,31 @@ def _thresholds(cell, fmt, window, px, probability) -> list[str]:
         return []
     out = []
     marks = [
-        (fmt.overflow_threshold, "exp overflows"),
         (fmt.precision * math.log(2), "exp(-|x|) < ulp(1)"),
+        (fmt.overflow_threshold, "exp overflows"),
     ]
-    for value, what in marks:
-        for v in (value, -value):
+    # Labels read outwards from zero: a negative mark's text sits left of its line, a
+    # positive one's right of it, and the outer mark of each side one line higher, so
+    # that the four never overlap however narrow the window around zero is.
+    for level, (value, what) in enumerate(marks):
+        for v in (-value, value):
             t = _symlog(v)
-            if window[0] < t < window[1]:
-                x = px(t)
-                out.append(
-                    f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{TOP + MAIN}" '
-                    'stroke="#1565c0" stroke-dasharray="3 3"/>'
-                )
-                out.append(
-                    f'<text x="{x + 3:.1f}" y="{TOP + MAIN - 6}" fill="#1565c0">'
-                    f"{_fmt(v)}: {what}</text>"
-                )
+            if not window[0] < t < window[1]:
+                continue
+            x = px(t)
+            y = TOP + MAIN - 6 - 16 * level
+            text = f"{_fmt(v)}: {what}"
+            width = 6.6 * len(text)  # about 12 px system-ui
+            left = v < 0 if LEFT + width < x < LEFT + PLOT_W - width else x > LEFT + width
+            anchor, dx = ("end", -3) if left else ("start", 3)
+            out.append(
+                f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{TOP + MAIN}" '
+                'stroke="#1565c0" stroke-dasharray="3 3"/>'
+            )
+            out.append(
+                f'<text x="{x + dx:.1f}" y="{y}" fill="#1565c0" text-anchor="{anchor}" '
+                f'class="threshold">{html.escape(text)}</text>'
+            )
     return out
 
 
@@ -276,7 +293,7 @@ def _overview(xs, points, full, window, probability, inverse) -> list[str]:
 def _legend(counts: dict) -> list[str]:
     x = LEFT + PLOT_W + 18
     out = [
-        f'<g class="legend"><text x="{x}" y="{TOP + 12}" font-weight="bold">class (cases)</text>'
+        f'<g class="legend"><text x="{x}" y="{TOP + 12}" font-weight="bold">class (points)</text>'
     ]
     order = [c for c in COLOURS if c in counts]
     for i, c in enumerate(order):

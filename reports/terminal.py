@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+from lossfuzz.harness.metrics import SEVERITY, worst
 from lossfuzz.harness.results import Results
 from lossfuzz.harness.ulp import format_ulp
 from lossfuzz.reports.escape import terminal
 
 
+def severity(c) -> tuple:
+    """Worst first: the finite-input class, its largest error, then special values."""
+    acc, special = c.accuracy, c.special_values
+    return (
+        -SEVERITY[worst(k for k, _ in acc.counts)],
+        -acc.max_ulp,
+        -SEVERITY[worst(k for k, _ in special.counts)],
+        c.key,
+    )
+
+
 def summary_table(data: Results) -> str:
-    """One line a cell: its cases, the largest ULP error at finite inputs and the wrong
-    classes there, then what it does at special values (an infinity or NaN input)."""
+    """One line a cell, worst first: its cases, the largest ULP error at finite inputs and
+    the wrong classes there, then what it does at special values (an infinity or NaN
+    input)."""
     rows = [("impl", "of", "dtype", "cases", "max ULP", "finite inputs", "special values")]
-    for c in data.cells:
+    for c in sorted(data.cells, key=severity):
         acc, special = c.accuracy, c.special_values
         bad = ", ".join(f"{k} {n}" for k, n in acc.counts if k not in ("exact", "ok"))
         wrong = ", ".join(f"{k} {n}" for k, n in special.counts if k not in ("exact", "ok"))
