@@ -100,6 +100,13 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad usage is one line (what is wrong, and where help is) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _sub(sub, name: str, help: str, examples: str):
     return sub.add_parser(
         name,
@@ -177,7 +184,7 @@ def _user(s) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="lossfuzz",
         description="Numerical-stability fuzzing of cross-entropy losses against an exact "
         "oracle. `lossfuzz COMMAND -h` shows a command's options and examples.",
@@ -185,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         "2 bad input; 3 an internal error or a worker that cannot start; 130/143 stopped",
     )
     p.add_argument("--version", action="version", version=f"lossfuzz {lossfuzz.__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     s = _sub(sub, "losses", "list the losses the oracle defines, with their formulas",

@@ -323,11 +323,16 @@ def _run_locked(args, selection, shard, n, engine, stop) -> int:
 def cmd_impls(args) -> int:
     from lossfuzz import oracles
     from lossfuzz.harness.registry import load_all, skipped_reason
+    from lossfuzz.oracles.registry import UnknownName
 
     if args.loss:
         oracles.get_loss(args.loss)
+    impls = load_all().values()
+    frameworks = {impl.framework or impl.backend for impl in impls} | {i.backend for i in impls}
+    if args.framework and args.framework not in frameworks:
+        raise UnknownName("framework", args.framework, sorted(frameworks))
     rows = []
-    for impl in load_all().values():
+    for impl in impls:
         spec = oracles.get_loss(impl.loss)
         if args.loss and args.loss not in (spec.id, spec.variant_of):
             continue

@@ -128,9 +128,13 @@ def detect_framework(fn) -> str:
     found = set()
     for name in _names(code):
         value = scope.get(name)
-        if value is None:
-            continue
-        module = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", "")
+        if value is None:  # ``import tensorflow as tf`` inside the function names the module
+            top = name.partition(".")[0]
+            module = top if top in ("torch", "tensorflow", "keras", "jax", "optax", "flax") else ""
+        elif inspect.ismodule(value):
+            module = value.__name__
+        else:
+            module = getattr(value, "__module__", "")
         top = (module or "").partition(".")[0]
         found.add({"tensorflow": "tf", "keras": "tf", "optax": "jax", "flax": "jax"}.get(top, top))
     for framework in ("torch", "jax", "tf"):
@@ -298,7 +302,7 @@ def preflight(impl, caller, dtype: str = "float32"):
     from lossfuzz.harness.isolation import ImplFailed
 
     desc = impl.description
-    first_error = None
+    first_error, alike = None, True
     candidates = (
         [desc.framework]
         if desc.framework_given
@@ -314,10 +318,12 @@ def preflight(impl, caller, dtype: str = "float32"):
         except (ImplFailed, Exception) as exc:  # noqa: BLE001 - what the user's code did
             message = exc.message if isinstance(exc, ImplFailed) else first_line(exc)
             first_error = first_error or (framework, message)
+            alike = alike and message == first_error[1]
             continue
         return register(replace(trial.description, reduction=_reduction(trial, one, two)))
     framework, message = first_error
-    raise UsageError(_explain(impl, framework, message, oracles.get_loss(desc.loss)))
+    spec = oracles.get_loss(desc.loss)
+    raise UsageError(_explain(impl, framework, message, spec, alike and len(candidates) > 1))
 
 
 def _answer(impl, caller, inputs, dtype):
@@ -367,7 +373,7 @@ def _reduction(impl, one: np.ndarray, two: np.ndarray) -> str:
     return found
 
 
-def _explain(impl, framework: str, message: str, spec) -> str:
+def _explain(impl, framework: str, message: str, spec, everywhere: bool = False) -> str:
     desc = impl.description
     params = _parameters(impl.function) or []
     shown = ", ".join(p.name for p in params)
@@ -379,6 +385,8 @@ def _explain(impl, framework: str, message: str, spec) -> str:
         hint = f"; it takes ({shown}): map them with --args " + ",".join(
             f"{n}={p}" for n, p in zip(needed, named)
         )
+    elif everywhere:
+        return f"{desc.spec}: {call} raised {message} on an ordinary input, in every framework"
     elif not desc.framework_given:
         hint = "; name its framework with --framework numpy|torch|jax|tf"
     return f"{desc.spec}: {call} raised {message} on {framework} inputs{hint}"

@@ -121,7 +121,7 @@ def test_user_code_is_fuzzed_with_module_colon_function(tmp_path):
         (["run", "--seconds", "0"], "must be a number of seconds"),
         (["run", "--budget", "3", "--seconds", "3"], "not allowed with"),
         (["run", "--impl", "nosuchmodule_xyz:f", "--loss", "softplus"], "cannot load"),
-        (["run", "--impl", "nosuchmodule_xyz:f"], "name the loss"),
+        (["run", "--impl", "json:dumps"], "name the loss"),
         (["run", "--impl", "naive:softplus", "--out", "/proc/lossfuzz/r.json"], "cannot write"),
         (["run", "--impl", "naive:softplus", "--out", "/dev/null"], "not a regular file"),
         (["repro", "/nonexistent/results.json"], "no such file"),

@@ -230,3 +230,59 @@ def test_injected_markup_never_runs(browser, evil_results, tmp_path):
     assert EVIL in b.page_source.replace("&lt;", "<").replace("&gt;", ">").replace(
         "&amp;", "&"
     ).replace("&quot;", '"')
+
+
+@pytest.mark.browser
+def test_matrix_is_worst_first_and_the_plots_are_legible(browser, results, tmp_path):
+    """Unsorted, the matrix lists rows by their worst cell (finite-input class, then its
+    ULP error); an opened plot is at least 600 px wide with text of 11 px or more, its
+    legend beside the data and its threshold labels apart."""
+    from selenium.webdriver.common.by import By
+
+    from lossfuzz.reports.model import SEVERITY
+
+    b = _open(browser, html(Results.from_json(results)), tmp_path / "report.html")
+    keys = []
+    for row in b.find_elements(By.CSS_SELECTOR, "#matrix tbody tr"):
+        tds = row.find_elements(By.CSS_SELECTOR, "td.cell:not(.none)")
+        keys.append(
+            max(
+                (SEVERITY[td.get_attribute("data-class")], float(td.get_attribute("data-ulp")))
+                for td in tds
+            )
+        )
+    assert len(keys) > 5
+    assert keys == sorted(keys, reverse=True)
+    assert keys[0][0] > keys[-1][0]  # the order is visible, not a tie
+    b.find_elements(By.CSS_SELECTOR, "#matrix td.cell:not(.none)")[0].find_element(
+        By.TAG_NAME, "a"
+    ).click()
+    geometry = b.execute_script(
+        """
+        const svg = document.querySelector('.plot svg');
+        const box = e => { const r = e.getBoundingClientRect();
+          return [r.left, r.top, r.right, r.bottom]; };
+        return {
+          svg: box(svg),
+          fonts: [...svg.querySelectorAll('text')].map(t =>
+            parseFloat(getComputedStyle(t).fontSize) * svg.getScreenCTM().a),
+          area: box(svg.querySelector('.plot-area')),
+          legend: box(svg.querySelector('.legend')),
+          thresholds: [...svg.querySelectorAll('text.threshold')].map(box),
+        };
+        """
+    )
+    left, top, right, bottom = geometry["svg"]
+    assert right - left >= 600
+    assert geometry["fonts"] and min(geometry["fonts"]) >= 11
+    area, legend = geometry["area"], geometry["legend"]
+    assert legend[0] >= area[2] or legend[1] >= area[3]  # beside or below, never over
+
+    def overlap(a, b):
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+    labels = geometry["thresholds"]
+    assert not any(overlap(a, c) for i, a in enumerate(labels) for c in labels[i + 1 :])
+    out = ROOT / "out"
+    out.mkdir(exist_ok=True)
+    b.save_screenshot(str(out / "report-plot-screenshot.png"))

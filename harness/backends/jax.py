@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lossfuzz.harness.backends import Backend, register_backend, tensor_literal
+from lossfuzz.harness.backends import Autodiff, Backend, register_backend, tensor_literal
 from lossfuzz.harness.backends.modes import FN, Mode, register_mode
 from lossfuzz.harness.deviations import flush_to_zero
 from lossfuzz.harness.registry import implementation
@@ -50,6 +50,17 @@ JAX = register_backend(
         "{v} = jnp.tile({v}, ({reps}{ones}))[:{n}]",
         framework="jax",
     )
+)
+# a function run as written (a user's loss, which may not trace under jit): jax.vjp
+register_backend(
+    JAX,
+    Autodiff.of(
+        JAX,
+        "jax.vjp",
+        "",
+        "out, pullback = jax.vjp(lambda {wrt}: {call}, {wrt})\n"
+        "grad = pullback(jnp.ones_like(out))[0]",
+    ),
 )
 # JAX's impls are jitted: jit is how JAX code runs in practice (XLA compiles per shape)
 JAX_JIT = register_mode(
