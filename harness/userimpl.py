@@ -316,6 +316,12 @@ def preflight(impl, caller, dtype: str = "float32"):
             one = _answer(trial, caller, batch, dtype)
             two = _answer(trial, caller, twice, dtype)
         except (ImplFailed, Exception) as exc:  # noqa: BLE001 - what the user's code did
+            if isinstance(exc, ImplFailed) and exc.kind != "error":  # not the framework's
+                raise UsageError(
+                    f"{desc.spec}: {trial.call} "
+                    f"{'crashed' if exc.kind == 'crash' else 'gave no answer'} on an ordinary "
+                    f"input ({exc.message}); lossfuzz needs it to answer one before fuzzing"
+                ) from None
             message = exc.message if isinstance(exc, ImplFailed) else first_line(exc)
             first_error = first_error or (framework, message)
             alike = alike and message == first_error[1]

@@ -61,6 +61,12 @@ LOSSES = textwrap.dedent(
 
     def square_answer(logits, labels):
         return torch.zeros(3, 3)
+
+
+    def crashes(logits, labels):
+        import os
+
+        os.abort()
     """
 )
 
@@ -156,6 +162,7 @@ def test_the_plugin_checks_a_jax_positional_sum_and_its_gradient(workdir):
         ("torch_bce", ("--args", "logits=input,labels=tgt"), "takes (input, target)"),
         ("always_raises", (), "RuntimeError: this loss is not finished"),
         ("square_answer", (), "returned shape (3, 3) for 3 rows"),
+        ("crashes", (), "crashed on an ordinary input (killed by SIGABRT)"),
         ("torch_bce", ("--reduction", "none"), "but it returns its batch mean"),
         ("torch_bce", ("--framework", "mxnet"), "invalid choice: 'mxnet'"),
         ("no_such_function", (), "has no attribute 'no_such_function'"),
