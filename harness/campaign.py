@@ -190,6 +190,8 @@ def run(
     progress=None,
     done: dict | None = None,
     on_cell=None,
+    jobs: int = 1,
+    isolation: tuple | None = None,
 ) -> Results:
     """Run every selected cell; the Results.
 
@@ -197,7 +199,10 @@ def run(
     holds the stop flag a signal handler sets. ``done`` maps cell keys to (Cell,
     findings) already computed (a resumed run): those cells are not run again.
     ``on_cell(key, cell, findings, partial)`` is called after each cell; ``partial()``
-    builds the results so far (incomplete).
+    builds the results so far (incomplete). ``jobs`` > 1 runs cells in that many
+    runner processes (``parallel.py``), each calling impls in workers of its own under
+    ``isolation`` (timeout, memory limit), or in-process where it is None; the results
+    are those of one job, in the selection's order.
     """
     engine = engine or Engine()
     start = time.monotonic()
@@ -228,52 +233,116 @@ def run(
             user_impls=users,
         )
 
+    todo = []
     for n, spec in enumerate(selection.cells):
-        key = spec.key
-        if key in done:
-            record, kept = done[key]
+        if spec.key in done:
+            record, kept = done[spec.key]
             cells.append(record)
             findings.extend(kept)
-            continue
-        deadline = None
-        if seconds is not None:
-            left = seconds - (time.monotonic() - start)
-            if left <= 0:
-                complete = False
-                break
-            deadline = time.monotonic() + left / (total - n)
-        if progress:
-            progress(n, total, key.name)
-        q = spec.quantity
-        cell = run_cell(
-            engine,
-            spec.impl,
-            spec.dtype,
-            q,
-            budget=budget if q.kind != "reduction" else min(budget, REDUCTION_BUDGET),
-            campaign_seed=seed,
-            tolerance=tolerance,
-            deadline=deadline,
-            scope=spec.scope,
-        )
-        try:
-            if engine.stop:
-                raise Stopped("the run was stopped")
-            kept = [finding(cell, o, g) for o, g in finalise(engine, cell)]
-            differ = (
-                tuple(disagreement(cell, a, b) for a, b in settle(engine, cell))
-                if cell.twin
-                else ()
-            )
-        except Stopped:
-            complete = False  # a signal cut this cell short: it is not kept
-            break
-        record = cell_record(cell, differ)
+        else:
+            todo.append(n)
+    position = {spec.key: n for n, spec in enumerate(selection.cells)}
+
+    def deadline_for(left_cells: int) -> tuple[bool, float | None]:
+        """(time left?, the next cell's deadline): its share of the time left."""
+        if seconds is None:
+            return True, None
+        left = seconds - (time.monotonic() - start)
+        if left <= 0:
+            return False, None
+        rounds = -(-left_cells // max(1, jobs))
+        return True, time.monotonic() + left / rounds
+
+    def keep(spec, record, kept):
         cells.append(record)
         findings.extend(kept)
         if on_cell:
-            on_cell(key, record, kept, lambda: results(False))
+            on_cell(spec.key, record, kept, lambda: results(False))
+
+    if jobs <= 1 or len(todo) <= 1:
+        for i, n in enumerate(todo):
+            spec = selection.cells[n]
+            more, deadline = deadline_for(len(todo) - i)
+            if not more:
+                complete = False
+                break
+            if progress:
+                progress(n, total, spec.key.name)
+            try:
+                record, kept = run_one(
+                    engine, spec.impl, spec.dtype, spec.quantity, spec.scope,
+                    budget=budget, seed=seed, tolerance=tolerance, deadline=deadline,
+                )  # fmt: skip
+            except Stopped:
+                complete = False  # a signal cut this cell short: it is not kept
+                break
+            keep(spec, record, kept)
+    else:
+        complete = _run_parallel(
+            selection, todo, jobs, isolation, engine, budget, seed, tolerance,
+            deadline_for, progress, keep,
+        ) and complete  # fmt: skip
+    cells.sort(key=lambda c: position.get(c.key, total))
+    order = {c.key: i for i, c in enumerate(cells)}
+    findings.sort(key=lambda f: order.get(f.key, total))  # stable: a cell's own order kept
     return results(complete)
+
+
+def run_one(engine, impl, dtype, quantity, scope, *, budget, seed, tolerance, deadline):
+    """Run one cell: its record and its findings (Stopped if a signal cut it short)."""
+    cell = run_cell(
+        engine,
+        impl,
+        dtype,
+        quantity,
+        budget=budget if quantity.kind != "reduction" else min(budget, REDUCTION_BUDGET),
+        campaign_seed=seed,
+        tolerance=tolerance,
+        deadline=deadline,
+        scope=scope,
+    )
+    if engine.stop:
+        raise Stopped("the run was stopped")
+    kept = [finding(cell, o, g) for o, g in finalise(engine, cell)]
+    differ = tuple(disagreement(cell, a, b) for a, b in settle(engine, cell)) if cell.twin else ()
+    return cell_record(cell, differ), kept
+
+
+def _run_parallel(selection, todo, jobs, isolation, engine, budget, seed, tolerance,
+                  deadline_for, progress, keep) -> bool:  # fmt: skip
+    """The cells ``todo`` (indices) on ``jobs`` runners; False if a stop or the time limit
+    left some undone."""
+    from lossfuzz.harness.parallel import Runners, Task
+
+    described = [s.impl.description for s in selection.cells if s.impl.description is not None]
+    described = list({d.spec: d for d in described}.values())
+    handed = {"n": 0}
+    complete = {"ok": True}
+
+    def make_task(n: int):
+        more, deadline = deadline_for(len(todo) - handed["n"])
+        if not more:
+            complete["ok"] = False
+            return None
+        handed["n"] += 1
+        spec = selection.cells[n]
+        if progress:
+            progress(n, len(selection.cells), spec.key.name)
+        return Task(n, spec.impl.id, spec.dtype, spec.quantity, spec.scope, budget, seed,
+                    tolerance, deadline)  # fmt: skip
+
+    runners = Runners(min(jobs, len(todo)), isolation, described, engine.stop)
+    finished = 0
+    try:
+        for kind, n, *rest in runners.run(todo, make_task):
+            if kind == "cell":
+                finished += 1
+                keep(selection.cells[n], *rest)
+            else:
+                complete["ok"] = False
+    finally:
+        runners.close()
+    return complete["ok"] and finished == len(todo)
 
 
 def progress_bar(stream=sys.stderr):

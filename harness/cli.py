@@ -256,6 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ROWS",
         help="a reduction cell's batch size (repeatable; default: 1000 and 1000000)",
     )
+    s.add_argument(
+        "--jobs",
+        "-j",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="cells run at once, each in its own runner process (the results do not depend on it)",
+    )
     group = s.add_mutually_exclusive_group()
     group.add_argument(
         "--budget",

@@ -279,6 +279,10 @@ def _run_locked(args, selection, shard, n, engine, stop) -> int:
                 progress=lambda i, total, name: progress.started(name),
                 done=done,
                 on_cell=on_cell,
+                jobs=args.jobs,
+                isolation=None
+                if args.no_isolation
+                else (args.timeout, int(args.memory_limit * 2**30)),
             )
     finally:
         progress.close()
