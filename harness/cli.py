@@ -117,9 +117,10 @@ def _sub(sub, name: str, help: str, examples: str):
     )
 
 
-def _output(s, default: str, what: str) -> None:
-    s.add_argument("-o", "--output", "--out", dest="out", default=default, metavar="PATH",
-                   help=f"where to write {what}")  # fmt: skip
+def _output(s, default, what: str = "", dest: str = "out", metavar: str = "PATH",
+            help: str | None = None) -> None:  # fmt: skip
+    s.add_argument("-o", "--output", "--out", dest=dest, default=default, metavar=metavar,
+                   help=help or f"where to write {what}")  # fmt: skip
 
 
 def _isolation(s) -> None:
@@ -394,14 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
         lossfuzz report out/results.json --format markdown >> "$GITHUB_STEP_SUMMARY"
         """)  # fmt: skip
     s.add_argument("results", help="a results file")
-    s.add_argument(
-        "-o",
-        "--output",
-        "--out",
-        dest="output",
-        metavar="PATH",
-        help="where to write (default: out/report.html; Markdown: standard output)",
-    )
+    where = "where to write (default: out/report.html; Markdown: standard output)"
+    _output(s, None, dest="output", help=where)
     s.add_argument("--format", choices=("html", "markdown"), default="html", help="output format")
     s.add_argument("--no-plots", action="store_true", help="leave the per-cell plots out")
     s.set_defaults(func=cmd_report)
@@ -421,15 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
         lossfuzz triage out/results.json -o out/triage
         """)  # fmt: skip
     s.add_argument("results", help="a results file")
-    s.add_argument(
-        "-o",
-        "--output",
-        "--out",
-        dest="output",
-        default="out/triage",
-        metavar="DIR",
-        help="the directory for the reports",
-    )
+    _output(s, "out/triage", dest="output", metavar="DIR", help="the directory for the reports")
     s.add_argument("--no-repro", action="store_true", help="do not re-run the findings")
     s.add_argument("--impl", action="append", metavar="MODULE:FUNCTION", help=user_help)
     _isolation(s)
