@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[frameworks,report,test,jax]'
+	$(PY) -m pip install --quiet -e '.[frameworks,report,test,jax,fast]'
 	touch $(STAMP)
 
 # Headless Chromium and its driver, for the report's browser tests (Debian packages).

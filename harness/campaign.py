@@ -111,12 +111,14 @@ def select(
     scope: Scope = EVERYTHING,
     described=None,
     caller=None,
+    opt_in: bool | None = None,
 ) -> Selection:
     """The cells a run covers: for each chosen impl and dtype its values, each reduction
     it has over each batch size, and each gradient it has; frameworks that cannot load
     are skipped, with the reason. A user's loss (``module:function``) is described by
     ``described[spec]`` (a ``userimpl.Description``) and called once by ``caller`` to
-    check the description before anything is fuzzed."""
+    check the description before anything is fuzzed. The costly cells of ``OPT_IN`` run
+    when ``opt_in`` (default: when impls are named)."""
     unknown = set(quantities) - set(QUANTITIES)
     if unknown:
         raise UsageError(f"unknown quantity {sorted(unknown)[0]!r}; use value, grad or reduction")
@@ -131,7 +133,7 @@ def select(
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     chosen = _chosen(losses, impls, described, caller)
-    opt_in = not impls  # costly cells run when their impls are named (OPT_IN)
+    skip_costly = not impls if opt_in is None else not opt_in
     if losses:
         chosen = [i for i in chosen if any(_covers(i, loss) for loss in losses)]
     sel = Selection([])
@@ -147,7 +149,7 @@ def select(
             )
         for q in impl.quantities(tuple(batches)):
             kind = "value" if q.kind == "reduction" and q.batch is None else q.kind
-            if kind not in quantities or (opt_in and (impl.mode, q.kind) in OPT_IN):
+            if kind not in quantities or (skip_costly and (impl.mode, q.kind) in OPT_IN):
                 continue
             if q.kind != "grad":
                 sel.cells += [CellSpec(impl, d, q, scope) for d in wanted]

@@ -229,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         lossfuzz run --impl torch:binary_cross_entropy_with_logits --dtype float32 --budget 100
         lossfuzz run --impl mylosses:bce --loss sigmoid_cross_entropy_with_logits
         lossfuzz run --impl 'torch-compile:*' --quantity grad -o out/compiled.json
+        lossfuzz run --profile quick
         lossfuzz run --seconds 60 -q
         """)  # fmt: skip
     s.add_argument("--loss", action="append", help="only impls of this loss (repeatable)")
@@ -255,15 +256,26 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         type=_positive_int,
         metavar="ROWS",
-        help="a reduction cell's batch size (repeatable; default: 1000 and 1000000)",
+        help="a reduction cell's batch size (repeatable; default: the profile's: 1000, "
+        "and 1000000 too in deep and in a run that names impls or losses)",
     )
     s.add_argument(
         "--jobs",
         "-j",
         type=_positive_int,
-        default=1,
+        default=os.cpu_count() or 1,
         metavar="N",
-        help="cells run at once, each in its own runner process (the results do not depend on it)",
+        help="cells run at once, each in its own runner process (default: the number of "
+        "cores; the results do not depend on it)",
+    )
+    s.add_argument(
+        "--profile",
+        choices=("quick", "default", "deep"),
+        default=None,
+        help="how much a run that names no impl and no loss covers: quick (about a "
+        "minute), default (about five minutes on two cores), deep (every cell, three times "
+        "the budget); given, it also sets the budget and batch sizes of a named run "
+        "(default: default; a run that names impls or losses runs all their cells)",
     )
     group = s.add_mutually_exclusive_group()
     group.add_argument(
@@ -271,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_nonnegative_int,
         default=None,
         metavar="N",
-        help="fuzzed batches per cell after the edge grid (default: 100)",
+        help="fuzzed batches per cell after the edge grid (default: the profile's: "
+        "quick 10, default 40, deep 300; 100 for a run that names impls or losses)",
     )
     group.add_argument(
         "--seconds",

@@ -188,7 +188,7 @@ def _scope(args, policy):
 
 
 def cmd_run(args) -> int:
-    from lossfuzz.harness import campaign
+    from lossfuzz.harness import campaign, profiles
     from lossfuzz.harness.policy import load_policy
     from lossfuzz.harness.scoring import Engine, Stop
 
@@ -197,12 +197,18 @@ def cmd_run(args) -> int:
     args.impl = args.impl or policy.impls
     args.dtype = args.dtype or policy.dtypes
     args.quantity = args.quantity or policy.quantities or list(campaign.QUANTITIES)
+    named = bool(args.loss or args.impl)
+    profile = None
+    if args.profile is not None or not named:
+        profile = profiles.get(args.profile or profiles.DEFAULT)
     if args.budget is None:
-        default = policy.budget if policy.budget is not None else campaign.DEFAULT_BUDGET
+        default = profile.budget if profile is not None else campaign.DEFAULT_BUDGET
+        default = policy.budget if policy.budget is not None else default
         args.budget = default if args.seconds is None else 10**9
     if args.seed is None:
         args.seed = policy.seed if policy.seed is not None else 0
-    batches = tuple(args.batch or policy.batches or campaign.DEFAULT_BATCHES)
+    default_batches = profile.batches if profile is not None else campaign.DEFAULT_BATCHES
+    batches = tuple(args.batch or policy.batches or default_batches)
     k, n = _shard(args.shard)
     scope = _scope(args, policy)
     stop = Stop()
@@ -224,7 +230,11 @@ def cmd_run(args) -> int:
             scope=scope,
             described=_describe(args, policy),
             caller=engine.caller,  # a user's loss is called once before it is fuzzed
+            opt_in=profile.opt_in if profile is not None and profile.opt_in else None,
         )
+        if profile is not None and not named:
+            selection.cells = [c for c in selection.cells if profile.keeps(c)]
+        args.profile_name = profile.name if profile is not None and not named else None
         for reason in dict.fromkeys(s.reason for s in selection.skipped):
             print(f"skipped: {reason}", file=sys.stderr)
         if not selection.cells:
@@ -258,7 +268,9 @@ def _run_locked(args, selection, shard, n, engine, stop) -> int:
     def on_cell(key, record, findings, partial):
         writer.cell(key, record, findings)
         if time.monotonic() - last["t"] >= journal.PARTIAL_EVERY:
-            write_json_atomic(args.out, partial().replace(shard=shard).to_json())
+            write_json_atomic(
+                args.out, partial().replace(shard=shard, profile=args.profile_name).to_json()
+            )
             last["t"] = time.monotonic()
         acc = record.accuracy
         progress.finished(
@@ -286,7 +298,7 @@ def _run_locked(args, selection, shard, n, engine, stop) -> int:
             )
     finally:
         progress.close()
-    data = data.replace(shard=shard)
+    data = data.replace(shard=shard, profile=args.profile_name)
     if signals.signum is not None:
         write_json_atomic(args.out, data.to_json())
         writer.close()
@@ -392,10 +404,10 @@ def cmd_sweep(args) -> int:
         oracles.get_format(args.dtype)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if not fast.covers(spec.id, args.dtype):
+    if spec.shape != "elementwise" or not fast.covers(spec.id, args.dtype):  # rows: no sweep
         raise UsageError(
             f"a sweep needs the fast reference path, which covers {', '.join(sorted(fast.FAST))} "
-            f"in {', '.join(fast.TARGETS)}; not {spec.id} in {args.dtype}"
+            f"in {', '.join(fast.TARGETS)} and float64; not {spec.id} in {args.dtype}"
         )
     labels: tuple = ()
     if spec.labels:
@@ -410,6 +422,8 @@ def cmd_sweep(args) -> int:
         raise UsageError(f"--pos-weight {args.pos_weight!r}: must be finite and >= 0")
     if args.dtype == "float32" and args.range is None and not args.all:
         raise UsageError("float32 has 2**32 values: give --range LO,HI or --all")
+    if args.dtype == "float64" and (args.range is None or args.all):
+        raise UsageError("float64 has 2**64 values, too many to sweep: give --range LO,HI")
     value_range = None if args.all or args.range is None else _pair(args.range, "--range")
     lo, hi = sweep.ordinal_range(args.dtype, value_range, spec.primary)
     if args.chunk < 1:

@@ -120,7 +120,8 @@ def _serve(conn, memory_limit: int | None) -> None:
             conn.send(("crash", "MemoryError: out of memory sending the answer"))
 
 
-def _death(exitcode: int | None) -> str:
+def death(exitcode: int | None) -> str:
+    """How a worker process ended, in words (its exit code or signal)."""
     if exitcode is None:
         return "the worker process stopped answering"
     if exitcode < 0:
@@ -164,7 +165,7 @@ class Worker:
             proc.join(1)
             code = proc.exitcode
             self.stop()
-            raise WorkerStartError(f"a worker process could not start ({_death(code)})")
+            raise WorkerStartError(f"a worker process could not start ({death(code)})")
 
     def stop(self) -> None:
         if self._proc is not None:
@@ -194,7 +195,7 @@ class Worker:
         self._proc.join(5)
         code = self._proc.exitcode
         self.stop()
-        return ImplFailed("crash", _death(code))
+        return ImplFailed("crash", death(code))
 
     def answer(self, impl, inputs: dict, quantity: Quantity = VALUE, expect=None) -> np.ndarray:
         """The impl's answer from the child; ``expect``, if given, the most elements an

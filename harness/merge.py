@@ -42,7 +42,7 @@ def merge(files: list[tuple[str, Results]]) -> tuple[Results, list[str]]:
     if len(counts) != 1:
         raise UsageError("the files were sharded different ways (their N differ)")
     n = counts.pop()
-    for attr in ("seed", "budget", "versions"):
+    for attr in ("seed", "budget", "versions", "profile"):
         _check_same(files, attr)
     by_index: dict = {}
     for path, data in files:
@@ -68,6 +68,8 @@ def merge(files: list[tuple[str, Results]]) -> tuple[Results, list[str]]:
         elapsed_seconds=max((d.elapsed_seconds or 0) for d in shards),
         skipped=tuple(skipped),
         merged_from=len(shards),
+        user_impls={k: v for d in shards for k, v in d.user_impls.items()},
+        profile=first.profile,
     )
     return merged, warnings
 

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 
 from lossfuzz.harness.errors import first_line
-from lossfuzz.harness.isolation import Stopped, WorkerStartError
+from lossfuzz.harness.isolation import Stopped, WorkerStartError, death
 
 
 @dataclass(frozen=True)
@@ -128,12 +128,18 @@ class Runners:
             )
             for _ in range(jobs)
         ]
-        for p in self.procs:
-            p.start()
-        ready = 0
-        while ready < jobs:
-            kind, *_ = self._next()
-            ready += kind == "ready"
+        self.ready = False
+        try:
+            for p in self.procs:
+                p.start()
+            ready = 0
+            while ready < jobs:
+                kind, *_ = self._next()
+                ready += kind == "ready"
+        except BaseException:
+            self.close()  # no runner outlives a start that failed or was interrupted
+            raise
+        self.ready = True
 
     def _next(self, wait: float = 0.25):
         """The next answer; WorkerStartError if a runner died without one."""
@@ -145,8 +151,13 @@ class Runners:
             except queue.Empty:
                 dead = [p for p in self.procs if p.exitcode not in (None, 0)]
                 if dead:
+                    how = death(dead[0].exitcode).replace("worker", "runner")
+                    if not self.ready:
+                        raise WorkerStartError(
+                            f"a runner process could not start ({how})"
+                        ) from None
                     raise WorkerStartError(
-                        f"a runner process ended with exit code {dead[0].exitcode}"
+                        f"a runner process died during the run ({how})"
                     ) from None
 
     def run(self, tasks, make_task):
@@ -197,11 +208,13 @@ class Runners:
                 self.event.set()
 
     def close(self) -> None:
-        for _ in self.procs:
-            self.tasks.put(None)
+        for p in self.procs:
+            if p.is_alive():
+                self.tasks.put(None)
         deadline = time.monotonic() + 10
         for p in self.procs:
-            p.join(max(0.0, deadline - time.monotonic()))
+            if p.pid is not None:
+                p.join(max(0.0, deadline - time.monotonic()))
         for p in self.procs:
             if p.is_alive():
                 p.kill()

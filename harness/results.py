@@ -357,6 +357,7 @@ class Results:
     merged_from: int | None = None
     # how each user impl (user:MODULE:FUNCTION) was called: loss, framework, args, reduction
     user_impls: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    profile: str | None = None  # the campaign profile that chose the cells (profiles.py)
 
     def __post_init__(self):
         object.__setattr__(self, "versions", MappingProxyType(dict(self.versions)))
@@ -396,6 +397,8 @@ class Results:
             out["merged_from"] = self.merged_from
         if self.user_impls:
             out["user_impls"] = {k: dict(v) for k, v in self.user_impls.items()}
+        if self.profile is not None:
+            out["profile"] = self.profile
         return out
 
     @classmethod
@@ -440,6 +443,7 @@ class Results:
                 shard=shard,
                 merged_from=f.int("merged_from", optional=True, minimum=1),
                 user_impls=_user_impls(f),
+                profile=f.str("profile", optional=True, default=None),
             )
         except DataError as exc:
             raise ResultsError(str(exc)) from None

@@ -123,11 +123,12 @@ def _row_signature(spec, fmt, inputs, index, kind, smoothed) -> tuple:
                 carries = labels is not None and bool((labels[mask] != 0).any())
                 parts.append(f"{name} entries" + (" with label mass" if carries else ""))
         if finite.size > 1:
-            parts.append(f"spread={magnitude(float(finite.max() - finite.min()), fmt)[1:]}")
+            spread = float(finite.max()) - float(finite.min())  # inf beyond 1.8e308, silently
+            parts.append(f"spread={magnitude(spread, fmt)[1:]}")
         if labels is not None and finite.size:
             hot = np.flatnonzero(labels != 0)
-            top = finite.max()
-            gaps = [top - row[i] for i in hot if math.isfinite(row[i])]
+            top = float(finite.max())
+            gaps = [top - float(row[i]) for i in hot if math.isfinite(row[i])]
             if gaps:
                 parts.append(
                     f"target below max={magnitude(max(gaps), fmt)[1:] if max(gaps) else '0'}"

@@ -2,7 +2,8 @@
 
 ``lossfuzz sweep --loss sigmoid_cross_entropy_with_logits --dtype float16 --labels 0,1``
 checks every finite float16 logit with each label; for float32 a range of values
-(``--range -100,100``) or all of them (``--all``), in chunks of ``--chunk``
+(``--range -100,100``) or all of them (``--all``; float64 takes a ``--range`` only: its
+2**64 values are beyond any sweep), in chunks of ``--chunk``
 consecutive floats (by ordinal; +0 and -0 are one point), on ``--jobs`` worker
 processes. The sweep's answer is the true maximum ULP error over the swept set,
 like the max-error tables published for libm functions.

@@ -113,6 +113,10 @@ def _fraction_labels(z: np.ndarray, what: str = "labels") -> list:
 
 def check_elementwise_domain(spec: Loss, cast: dict) -> None:
     """The domain errors the exact path raises, checked over whole arrays (fast path)."""
+    if spec.shape != "elementwise":  # rows: the axis, label shapes, class indices
+        from lossfuzz.oracles.fast_rows import check_row_domain
+
+        return check_row_domain(spec, cast)
     names = (
         [spec.primary]
         + (["labels"] if spec.labels else [])
@@ -274,9 +278,9 @@ def _decide_all(results: list, shape: tuple, fmt: Format):
 def reference(loss: str, dtype: str, **inputs) -> np.ndarray:
     """The loss at ``inputs`` (cast to ``dtype``), correctly rounded to ``dtype``.
 
-    Elementwise losses in float16, bfloat16 and float32 take the fast path
-    (``oracles/fast.py``) and only its undecided elements the mpmath oracle; the
-    result is the same, bit for bit.
+    Elementwise losses and the softmax family in float16, bfloat16 and float32 take
+    the fast path (``oracles/fast.py``, ``oracles/fast_rows.py``) and only its
+    undecided elements the mpmath oracle; the result is the same, bit for bit.
 
     >>> reference("sigmoid_cross_entropy_with_logits", "float32", logits=1.0, labels=0.0)
     array(1.3132616, dtype=float32)
@@ -299,9 +303,15 @@ def reference(loss: str, dtype: str, **inputs) -> np.ndarray:
 
 def evaluate_where(spec: Loss, dtype: str, cast: dict, mask: np.ndarray) -> Evaluation:
     """``evaluate`` on the elements of cast elementwise inputs that ``mask`` selects (after
-    broadcasting): the exact path for what the fast path left undecided, in one call."""
+    broadcasting): the exact path for what the fast path left undecided, in one call.
+    For a row loss ``mask`` is shaped like the output; each row it touches goes to
+    mpmath once (``fast_rows.evaluate_rows_where``)."""
     from lossfuzz.oracles import fast
 
+    if spec.shape != "elementwise":
+        from lossfuzz.oracles.fast_rows import evaluate_rows_where
+
+        return evaluate_rows_where(spec, dtype, cast, mask)
     names = fast.FAST[spec.id].inputs
     arrays = np.broadcast_arrays(*(cast[n] for n in names))
     picked = {n: a[mask] for n, a in zip(names, arrays)}

@@ -101,18 +101,21 @@ def _smooth(z: np.ndarray, eps: float) -> np.ndarray:
 
 def _sigmoid_ce(x, z, eps=0.0, q=None):
     """softplus(-x) and softplus(x) share log1p(exp(-|x|)): one exp and one log1p."""
-    z = _smooth(z, eps)
+    z0, z = z, _smooth(z, eps)
     pos = z if q is None else q * z
     with np.errstate(all="ignore"):
         shared = np.log1p(np.exp(-np.abs(x)))
+    # 1 - z' as (1 - z)(1 - e) + e/2, not 1 - (z (1 - e) + e/2): with a subnormal e the
+    # latter rounds to 0 where it is not, and that weight can multiply a large softplus
     return _term(pos, lambda: np.maximum(-x, 0.0) + shared) + _term(
-        1.0 - z, lambda: np.maximum(x, 0.0) + shared
+        _smooth(1.0 - z0, eps), lambda: np.maximum(x, 0.0) + shared
     )
 
 
 def _binary_ce(p, z, eps=0.0):
-    z = _smooth(z, eps)
-    return _term(z, lambda: _neglog(p)) + _term(1.0 - z, lambda: -np.log1p(-p))
+    return _term(_smooth(z, eps), lambda: _neglog(p)) + _term(
+        _smooth(1.0 - z, eps), lambda: -np.log1p(-p)
+    )
 
 
 @dataclass(frozen=True)
@@ -122,16 +125,19 @@ class _Fast:
     covered: object  # inputs -> mask of the elements the formula covers
 
 
-def _finite(*arrays):
+def _finite(*arrays, eps=0.0):
     mask = np.ones(np.broadcast(*arrays).shape, dtype=bool)
     for a in arrays:
         mask &= np.isfinite(a)
     return mask
 
 
-def _bce_covered(p, z):
-    # -log 0 is infinite: a probability at 0 or 1 with a label that needs its log is mpmath's
-    return _finite(p, z) & ~((p == 0) & (z != 0)) & ~((p == 1) & (z != 1))
+def _bce_covered(p, z, eps=0.0):
+    # -log 0 is infinite: a probability at 0 or 1 with a label that needs its log is mpmath's.
+    # The smoothed label z (1-e) + e/2 is 0 only for z = e = 0 and 1 only for z = 1, e = 0
+    # (tested exactly: in floats a subnormal e is lost next to 1)
+    smoothed = eps != 0
+    return _finite(p, z) & ~((p == 0) & ((z != 0) | smoothed)) & ~((p == 1) & ((z != 1) | smoothed))
 
 
 FAST = {
@@ -153,7 +159,11 @@ FAST = {
 
 
 def covers(loss: str, dtype: str) -> bool:
-    return loss in FAST and dtype in TARGETS
+    from lossfuzz.oracles import fast_rows  # the softmax family, by rows
+
+    if loss in fast_rows.ROWS:
+        return fast_rows.covers(loss, dtype)
+    return loss in FAST and (dtype in TARGETS or dtype == "float64")
 
 
 @dataclass(frozen=True)
@@ -169,13 +179,23 @@ class FastValues:
 
 def fast_values(loss: str, dtype: str, cast: dict) -> FastValues:
     """The fast path on inputs already cast to ``dtype`` (``oracles.cast_inputs``)."""
+    from lossfuzz.oracles import fast_rows
+
+    if loss in fast_rows.ROWS:  # a value per row (or per entry): its own bounds
+        return fast_rows.row_values(loss, dtype, cast)
     spec = FAST[loss]
     fmt = get_format(dtype)
     with np.errstate(all="ignore"):  # NaN inputs cast with a warning; they are mpmath's
         arrays = np.broadcast_arrays(*(np.asarray(cast[n]).astype(np.float64) for n in spec.inputs))
         eps = float(cast.get("label_smoothing", 0.0) or 0.0)
-        smoothed = [_smooth(a, eps) if n == "labels" else a for n, a in zip(spec.inputs, arrays)]
-        covered = spec.covered(*smoothed)
+        covered = spec.covered(*arrays, eps=eps)
+        if dtype == "float64":  # no bits to spare in float64: double-double (oracles/fast64.py)
+            return _fast64(loss, cast, arrays, eps, covered)
+        from lossfuzz.oracles import kernels
+
+        if kernels.wanted(covered.size):  # one fused loop, the same floats (oracles/kernels.py)
+            out = kernels.fast_values(loss, fmt, arrays, eps, covered, RELATIVE, ABSOLUTE)
+            return FastValues(*out)
         value = spec.fn(*arrays, eps)
         if not covered.all():
             value = np.where(covered, value, np.nan)
@@ -185,3 +205,11 @@ def fast_values(loss: str, dtype: str, cast: dict) -> FastValues:
         reference = round_fast(value, fmt)
     decided = covered & (lo == hi) & np.isfinite(value)
     return FastValues(value, bound, reference, decided)
+
+
+def _fast64(loss, cast, arrays, eps, covered):
+    from lossfuzz.oracles import fast64, kernels
+
+    if kernels.wanted(arrays[0].size):
+        return kernels.fast_values64(loss, arrays, eps, covered)
+    return fast64.fast_values(loss, cast, arrays, eps, covered)

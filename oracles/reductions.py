@@ -75,11 +75,18 @@ def reduce(
         ]
         if rows and all(math.isfinite(v) for v, _, _ in rows):
             n = sum(weights)
-            if counts is None:
-                total = math.fsum(v for v, _, _ in rows)  # the exact sum, rounded once
-            else:  # the exact weighted sum (as a fraction), rounded once
-                total = float(sum(Fraction(v) * w for v, _, w in rows))
-            err = math.fsum(b * w for _, b, w in rows) * (1 + 2.0**-40) + abs(total) * 2.0**-52
+            try:
+                if counts is None:
+                    total = math.fsum(v for v, _, _ in rows)  # the exact sum, rounded once
+                else:  # the exact weighted sum (as a fraction), rounded once
+                    total = float(sum(Fraction(v) * w for v, _, w in rows))
+                err = math.fsum(b * w for _, b, w in rows) * (1 + 2.0**-40)
+                err += abs(total) * 2.0**-52
+            except OverflowError:  # float64 losses near 1.8e308 whose sum is beyond floats
+                decided = _beyond_floats(rows, n, reduction, fmt)
+                if decided is not None:
+                    return decided
+                total, err = math.nan, math.nan  # undecided: the exact path below
             if reduction == "mean":
                 total, err = total / n, err / n + abs(total / n) * 2.0**-52
             lo, hi = fast.round_to(np.array([total - err, total + err]), fmt)
@@ -107,6 +114,20 @@ def reduce(
     if a != b:
         raise OracleUndecided(f"the {reduction} of {n} losses lies within 2**-{width} of a tie")
     return total, a
+
+
+def _beyond_floats(rows, n: int, reduction: str, fmt):
+    """The fast path's sum when it exceeds the float range (float64 losses near 1.8e308):
+    the same enclosure, as an exact fraction and mpmath numbers. None if undecided."""
+    total = sum(Fraction(v) * w for v, _, w in rows)
+    err = sum(Fraction(b) * w for _, b, w in rows) * (1 + Fraction(1, 2**40))
+    if reduction == "mean":
+        total, err = total / n, err / n
+    with mpmath.workprec(2 * fmt.precision + 64):
+        t = mpmath.mpf(total.numerator) / total.denominator
+        e = mpmath.mpf(err.numerator) / err.denominator * (1 + mpmath.mpf(2) ** -60)
+        lo, hi = round_mpf(t - e, fmt), round_mpf(t + e, fmt)
+    return (t, lo) if lo == hi else None
 
 
 def _sum(pairs, width: int) -> tuple[mpmath.mpf, mpmath.mpf]:

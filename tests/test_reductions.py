@@ -109,3 +109,26 @@ def test_losses_of_astronomically_different_sizes_sum_without_a_giant_integer():
         labels=z[:1].astype(np.float64),
     )
     assert tiny == 0.0  # exp(-1e30) rounds to 0 in every format
+
+
+@pytest.mark.parametrize("counts", [None, [1, 3]])
+def test_float64_losses_whose_sum_is_beyond_the_float_range(counts):
+    # softplus(a) is a + log1p(e**-a), a for a near 1.7e308 but for e**-1e308: the sum of two
+    # overflows float64 on the way, the mean does not. b = a - 4 ulps keeps the means off ties
+    a = 1.7e308
+    b = a - 4 * 2.0**971
+    x = np.array([-a, -b])
+    z = np.array([1.0, 1.0])
+    w = [1, 1] if counts is None else counts
+    with mpmath.workprec(200):
+        exact = mpmath.mpf(a) * w[0] + mpmath.mpf(b) * w[1]
+    total, rounded = reduce(
+        "sigmoid_cross_entropy_with_logits", "sum", "float64", counts=counts, logits=x, labels=z
+    )
+    assert rounded == math.inf and abs(total / exact - 1) < 1e-30
+    total, rounded = reduce(
+        "sigmoid_cross_entropy_with_logits", "mean", "float64", counts=counts, logits=x, labels=z
+    )
+    with mpmath.workprec(200):
+        want = float(exact / sum(w))  # mpmath rounds to nearest: the correct float64
+    assert rounded == want and math.isfinite(rounded)
