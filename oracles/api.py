@@ -294,8 +294,8 @@ def reference(loss: str, dtype: str, **inputs) -> np.ndarray:
     cast = cast_inputs(spec, dtype, **inputs)
     check_elementwise_domain(spec, cast)
     fv = fast.fast_values(spec.id, dtype, cast)
-    out = fv.reference.copy()
-    todo = ~fv.decided
+    out = np.array(fv.reference, dtype=np.float64)  # an array even for 0-d inputs
+    todo = np.asarray(~fv.decided)
     if todo.any():
         out[todo] = evaluate_where(spec, dtype, cast, todo).reference
     return out.astype(fmt.numpy_dtype)
