@@ -23,34 +23,59 @@ from lossfuzz.harness.signature import signature
 NOT_SCORABLE = (oracles.DomainError, oracles.OracleUndecided, ValueError, TypeError)
 
 
-def _simpler_values(v: float, dtype: str, is_label: bool) -> list[float]:
-    """Candidates simpler than v, simplest first: 0, 1, short decimals, fewer bits."""
+def _simpler_values(v: float, dtype: str, is_label: bool) -> tuple[list[float], list[float]]:
+    """Candidates simpler than v: the simple ones simplest first (0, 1, short decimals,
+    an integer), and v truncated toward 0 to 1, 2, ... significant bits."""
     if not math.isfinite(v) or v == 0:
-        return []
+        return [], []
     fmt = oracles.get_format(dtype)
-    out = [0.0, 1.0, 0.5] if is_label else [0.0, math.copysign(1.0, v)]
+    simple = [0.0, 1.0, 0.5] if is_label else [0.0, math.copysign(1.0, v)]
     for digits in range(1, 5):
-        out.append(float(fmt.cast(float(f"{v:.{digits}g}"))))
+        simple.append(float(fmt.cast(float(f"{v:.{digits}g}"))))
     if abs(v) < 2**53:
-        out.append(float(round(v)))
+        simple.append(float(round(v)))
     m, e = math.frexp(v)
-    for bits in range(1, fmt.precision):
-        out.append(float(fmt.cast(math.ldexp(math.trunc(m * 2**bits) / 2**bits, e))))  # toward 0
-    seen, result = set(), []
-    for c in out:
-        if c != v and c not in seen and math.isfinite(c):
-            seen.add(c)
-            result.append(c)
-    return result
+    bits = [
+        float(fmt.cast(math.ldexp(math.trunc(m * 2**b) / 2**b, e))) for b in range(1, fmt.precision)
+    ]
+    seen = {v}
+
+    def fresh(values):
+        out = []
+        for c in values:
+            if c not in seen and math.isfinite(c):
+                seen.add(c)
+                out.append(c)
+        return out
+
+    return fresh(simple), fresh(bits)
 
 
 def shrink(
-    engine: Engine, cell: CellRun, o: Observation, rounds: int = 3, group=None
+    engine: Engine, cell: CellRun, o: Observation, rounds: int = 3, group=None, tries: int = 64
 ) -> Observation:
     """Greedily simplify each input value of a single case while its class (and, given a
-    group, its regime of inputs and its explanation) stays the same."""
+    group, its regime of inputs and its explanation) stays the same.
+
+    For each value the simple candidates are tried in order and the first that keeps
+    the class wins; failing those, the fewest significant bits that keep it are found by
+    bisection (a handful of tries where trying every width took up to 52). At most
+    ``tries`` trials a case: each scores a case of one on the exact path, and a cell's
+    findings are shrunk one after another."""
     current = o
     fmt = oracles.get_format(cell.dtype)
+    left = tries
+
+    def attempt(base: Observation, name: str, shape, flat, pos: int, candidate: float):
+        nonlocal left
+        left -= 1
+        trial = flat.copy()
+        trial[pos] = candidate
+        inputs = dict(base.inputs)
+        inputs[name] = fmt.cast(trial).reshape(shape)
+        found = same_class(engine, cell, inputs, base, group=group)
+        return None if found is None else (found, trial)
+
     for _ in range(rounds):
         changed = False
         for name, value in current.inputs.items():
@@ -58,15 +83,37 @@ def shrink(
                 continue  # class indices stay as they are
             flat = value.astype(np.float64).ravel()
             for pos in range(flat.size):
-                for candidate in _simpler_values(float(flat[pos]), cell.dtype, name == "labels"):
-                    trial = flat.copy()
-                    trial[pos] = candidate
-                    inputs = dict(current.inputs)
-                    inputs[name] = fmt.cast(trial).reshape(value.shape)
-                    found = same_class(engine, cell, inputs, current, group=group)
-                    if found is not None:
-                        current, flat, changed = found, trial, True
+                if left <= 0:
+                    return current
+                simple, bits = _simpler_values(float(flat[pos]), cell.dtype, name == "labels")
+                args = (current, name, value.shape, flat, pos)
+                best = None
+                for candidate in simple:
+                    if left <= 0:
                         break
+                    best = attempt(*args, candidate)
+                    if best is not None:
+                        break
+                lo, hi = 0, len(bits)  # bits[i] has i + 1 significant bits
+                while best is None and lo < hi and left > 0:  # the fewest bits that keep it
+                    mid = (lo + hi) // 2
+                    got = attempt(*args, bits[mid])
+                    if got is None:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                        fewer = got
+                        while lo < hi and left > 0:
+                            mid = (lo + hi) // 2
+                            got = attempt(*args, bits[mid])
+                            if got is None:
+                                lo = mid + 1
+                            else:
+                                fewer, hi = got, mid
+                        best = fewer
+                if best is not None:
+                    current, flat = best
+                    changed = True
         if not changed:
             break
     return current

@@ -42,6 +42,9 @@ def _symlog(v: float) -> float:
 
 
 def _symlog_inverse(t: float) -> float:
+    """The inverse of ``_symlog``: +-inf beyond float64 (a window's margin past 1.8e308)."""
+    if abs(t) >= 1024:
+        return math.copysign(math.inf, t)
     return math.copysign(2 ** abs(t) - 1, t)
 
 
@@ -85,8 +88,9 @@ def _nice_ticks(lo: float, hi: float, inverse, count: int = 7) -> list[tuple[flo
         t = lo + (hi - lo) * i / count
         v = inverse(t)
         if v != 0 and math.isfinite(v):
-            mag = 10 ** math.floor(math.log10(abs(v)))
-            v = round(v / mag) * mag
+            mag = 10.0 ** math.floor(math.log10(abs(v)))
+            rounded = round(v / mag) * mag
+            v = rounded if math.isfinite(rounded) else v  # 2e308 is past float64
         label = _fmt(v)
         if label not in seen:
             seen.add(label)
