@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="fuzzed batches per cell after the edge grid (default: the profile's: "
-        "quick 10, default 40, deep 300; 100 for a run that names impls or losses)",
+        "quick 10, default 20, deep 300; 100 for a run that names impls or losses)",
     )
     group.add_argument(
         "--seconds",

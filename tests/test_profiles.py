@@ -24,20 +24,24 @@ def test_quick_is_inside_default_and_default_inside_deep():
     assert {c.dtype for c in quick.values()} == {"float32", "float16"}
 
 
-def test_default_leaves_compiled_gradients_and_reductions_beyond_float32_to_deep():
+def test_default_leaves_compiled_cells_beyond_float32_and_million_rows_to_deep():
     default, deep = _cells("default"), _cells("deep")
     left = [deep[k] for k in set(deep) - set(default)]
     assert left
     for c in left:
-        compiled_non_value = c.impl.mode in profiles.COMPILED and c.quantity.kind != "value"
+        compiled_beyond_f32 = c.impl.mode in profiles.COMPILED and c.dtype != "float32"
         million = c.quantity.kind == "reduction" and "1000000" in c.key.name
-        opt_in = (c.impl.id, c.quantity.kind) in campaign.OPT_IN or any(
-            c.impl.mode == mode and c.quantity.kind == kind for mode, kind in campaign.OPT_IN
-        )
-        assert compiled_non_value or million or opt_in, c.key.name
-    # every eager cell of every dtype is in default
+        opt_in = (c.impl.mode, c.quantity.kind) in campaign.OPT_IN
+        assert compiled_beyond_f32 or million or opt_in, c.key.name
+    # every eager cell of every dtype is in default, and every compiled float32 value
     eager = {k for k, c in deep.items() if c.impl.mode is None and "1000000" not in k}
     assert eager <= set(default)
+    compiled = {
+        k
+        for k, c in deep.items()
+        if c.impl.mode in profiles.COMPILED and c.dtype == "float32" and c.quantity.kind == "value"
+    }
+    assert compiled and compiled <= set(default)
 
 
 def test_an_unknown_profile_is_one_line_and_exit_2(tmp_path):
