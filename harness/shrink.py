@@ -94,23 +94,15 @@ def shrink(
                     best = attempt(*args, candidate)
                     if best is not None:
                         break
-                lo, hi = 0, len(bits)  # bits[i] has i + 1 significant bits
-                while best is None and lo < hi and left > 0:  # the fewest bits that keep it
-                    mid = (lo + hi) // 2
-                    got = attempt(*args, bits[mid])
-                    if got is None:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                        fewer = got
-                        while lo < hi and left > 0:
-                            mid = (lo + hi) // 2
-                            got = attempt(*args, bits[mid])
-                            if got is None:
-                                lo = mid + 1
-                            else:
-                                fewer, hi = got, mid
-                        best = fewer
+                if best is None:  # the fewest bits that keep it; bits[i] has i + 1 of them
+                    lo, hi = 0, len(bits)
+                    while lo < hi and left > 0:
+                        mid = (lo + hi) // 2
+                        got = attempt(*args, bits[mid])
+                        if got is None:
+                            lo = mid + 1
+                        else:
+                            best, hi = got, mid
                 if best is not None:
                     current, flat = best
                     changed = True
