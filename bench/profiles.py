@@ -8,7 +8,7 @@ For each profile runs ``lossfuzz run --profile P -o DIR/P.json`` and then
 frameworks imported anew), and prints a table: cells, cases, findings (documented),
 the run's wall time, cells per second, the render's wall time and their sum (issue
 20's target for ``default``: at most five minutes on two cores). ``deep`` runs every
-cell with three times the budget and takes far longer; name it to time it.
+cell with 300 batches each and takes far longer; name it to time it.
 """
 
 from __future__ import annotations

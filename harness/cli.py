@@ -273,8 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("quick", "default", "deep"),
         default=None,
         help="how much a run that names no impl and no loss covers: quick (about a "
-        "minute), default (about five minutes on two cores), deep (every cell, three times "
-        "the budget); given, it also sets the budget and batch sizes of a named run "
+        "minute), default (about five minutes on two cores), deep (every cell, 300 batches "
+        "each); given, it also sets the budget and batch sizes of a named run "
         "(default: default; a run that names impls or losses runs all their cells)",
     )
     group = s.add_mutually_exclusive_group()

@@ -51,7 +51,7 @@ PROFILES = {
         Profile("default", "every eager impl and dtype, the compiled modes in float32",
                 20, (1000,), False, _default),
         Profile("deep", "every cell, torch.compile's gradients and reductions and 10**6-row "
-                "batches included, three times the default budget", 300, (1000, 1_000_000),
+                "batches included, three times a named run's budget", 300, (1000, 1_000_000),
                 True, lambda cell: True),
     )
 }  # fmt: skip
